@@ -1,0 +1,319 @@
+// Package e2e_test drives turnover end to end on the local stack: real HTTP requests
+// with real JWTs, the real api, reset and finalize handlers, the real state machine run
+// by moto, and the real AWS SDK against moto's DynamoDB and S3.
+package e2e_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"turnover/infra/localstack"
+	"turnover/internal/app"
+	"turnover/internal/demo"
+	"turnover/internal/dynamo"
+	"turnover/internal/turnover"
+)
+
+var stack *localstack.Stack
+
+func TestMain(m *testing.M) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	var err error
+	stack, err = localstack.Start(ctx, localstack.Options{
+		Dir:           "../..",
+		FrontDoorAddr: "127.0.0.1:0",
+		APIAddr:       "127.0.0.1:0",
+		Functions:     app.Functions,
+		Seed: func(ctx context.Context, cfg aws.Config, res localstack.Resources) error {
+			return demo.Seed(ctx, cfg, res.Tables["Table"], res.Buckets["Bucket"])
+		},
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	})
+	cancel()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "start local stack:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	if err := stack.Close(); err != nil {
+		fmt.Fprintln(os.Stderr, "stop local stack:", err)
+	}
+	os.Exit(code)
+}
+
+func token(t *testing.T, domain, scope string) string {
+	t.Helper()
+	tok, err := stack.Token(localstack.TokenClaims{Subject: "1003@" + domain, Domain: domain, Scope: scope})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// do sends one request to the local HTTP API and decodes its JSON answer into out.
+func do(t *testing.T, tok, method, path string, body any, out any) int {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, stack.APIURL+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
+			t.Fatalf("%s %s: %d %q is not JSON: %v", method, path, resp.StatusCode, raw, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+type user struct {
+	Extension, FirstName, LastName, Email, Department, Scope, Status, Login string
+}
+
+type job struct {
+	JobID   string `json:"jobId"`
+	Status  string `json:"status"`
+	Total   int    `json:"total"`
+	Done    int    `json:"done"`
+	Failed  int    `json:"failed"`
+	Percent int    `json:"percent"`
+	Users   []struct {
+		Extension string         `json:"extension"`
+		Status    string         `json:"status"`
+		Deleted   map[string]int `json:"deleted"`
+		Error     *string        `json:"error"`
+	} `json:"users"`
+}
+
+// runReset starts a reset job and waits for it to finish.
+func runReset(t *testing.T, tok string, body map[string]any) job {
+	t.Helper()
+	var started job
+	if status := do(t, tok, "POST", "/v1/domains/niftywidgets/resets", body, &started); status != http.StatusAccepted {
+		t.Fatalf("start reset: status %d, %+v", status, started)
+	}
+	if started.Status != "RUNNING" || started.JobID == "" {
+		t.Fatalf("started job = %+v", started)
+	}
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		var j job
+		if status := do(t, tok, "GET", "/v1/domains/niftywidgets/resets/"+started.JobID, nil, &j); status != 200 {
+			t.Fatalf("get job: status %d", status)
+		}
+		if j.Status != "RUNNING" {
+			return j
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("job %s still running after 90 s: %+v", started.JobID, j)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+func store() *dynamo.Store {
+	return dynamo.New(dynamodb.NewFromConfig(stack.AWS), stack.Resources.Tables["Table"])
+}
+
+func TestListsTheDemoUsers(t *testing.T) {
+	var body struct {
+		Users      []user  `json:"users"`
+		NextCursor *string `json:"nextCursor"`
+	}
+	if status := do(t, token(t, "niftywidgets", "office_manager"), "GET", "/v1/domains/niftywidgets/users", nil, &body); status != 200 {
+		t.Fatalf("status %d", status)
+	}
+	if len(body.Users) != 9 || body.NextCursor != nil {
+		t.Fatalf("got %d users (next %v), want the 9 demo users", len(body.Users), body.NextCursor)
+	}
+	want := map[string]string{"1000": "Inara Serra active", "1003": "Jayne Cobb password_required", "1006": "Zoe Washburne setup_required"}
+	for _, u := range body.Users {
+		if w, ok := want[u.Extension]; ok && u.FirstName+" "+u.LastName+" "+u.Status != w {
+			t.Errorf("%s = %s %s %s, want %s", u.Extension, u.FirstName, u.LastName, u.Status, w)
+		}
+		if u.Login != u.Extension+"@niftywidgets" {
+			t.Errorf("login = %q", u.Login)
+		}
+	}
+}
+
+func TestTokensAreChecked(t *testing.T) {
+	good := token(t, "niftywidgets", "office_manager")
+	expired, err := stack.Token(localstack.TokenClaims{Subject: "1003@niftywidgets", Domain: "niftywidgets", Scope: "office_manager", ExpiresAt: time.Now().Add(-time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, tok := range map[string]string{
+		"none": "", "garbage": "not.a.jwt", "expired": expired,
+		"tampered": good[:len(good)-4] + strings.Repeat("A", 4),
+	} {
+		if status := do(t, tok, "GET", "/v1/domains/niftywidgets/users", nil, nil); status != http.StatusUnauthorized {
+			t.Errorf("%s token: status %d, want 401", name, status)
+		}
+	}
+}
+
+func TestAnotherDomainsTokenChangesNothing(t *testing.T) {
+	before, _, err := store().LoadUserData(context.Background(), "niftywidgets", "1002")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := token(t, "serenityvalley", "office_manager")
+	var e struct{ Error struct{ Code, Message string } }
+	if status := do(t, other, "POST", "/v1/domains/niftywidgets/resets", map[string]any{"users": []string{"1002"}, "options": map[string]any{}, "confirm": true}, &e); status != 403 || e.Error.Code != "forbidden" {
+		t.Fatalf("reset with another domain's token: %d %+v, want 403 forbidden", status, e)
+	}
+	if status := do(t, other, "GET", "/v1/domains/niftywidgets/users", nil, nil); status != 403 {
+		t.Errorf("list with another domain's token: %d, want 403", status)
+	}
+	after, _, err := store().LoadUserData(context.Background(), "niftywidgets", "1002")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.User != before.User || len(after.Devices) != len(before.Devices) {
+		t.Errorf("1002 changed: %+v -> %+v", before.User, after.User)
+	}
+}
+
+func TestResetOneUserEndToEnd(t *testing.T) {
+	ctx := context.Background()
+	tok := token(t, "niftywidgets", "office_manager")
+	calls := stack.Calls()
+
+	j := runReset(t, tok, map[string]any{"users": []string{"1009"}, "options": map[string]any{}, "confirm": true})
+	if j.Status != "SUCCEEDED" || j.Total != 1 || j.Done != 1 || j.Failed != 0 || j.Percent != 100 {
+		t.Fatalf("job = %+v, want SUCCEEDED 1/1", j)
+	}
+	if len(j.Users) != 1 || j.Users[0].Extension != "1009" || j.Users[0].Status != "succeeded" || j.Users[0].Error != nil {
+		t.Fatalf("results = %+v", j.Users)
+	}
+	if d := j.Users[0].Deleted; d["softPhones"] != 1 || d["directoryEntries"] != 1 || d["voicemailMessages"] != 0 {
+		t.Errorf("deleted = %v, want the soft phone and the directory entry only", d)
+	}
+
+	var u user
+	if status := do(t, tok, "GET", "/v1/domains/niftywidgets/users/1009", nil, &u); status != 200 {
+		t.Fatalf("get 1009: %d", status)
+	}
+	if u.Status != "setup_required" || u.FirstName != "" || u.LastName != "" || u.Email != "" || u.Extension != "1009" {
+		t.Errorf("1009 after reset = %+v, want setup_required with no name or email", u)
+	}
+
+	data, _, err := store().LoadUserData(ctx, "niftywidgets", "1009")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if data.User.PasswordHash != "" || data.User.VoicemailPINHash != "" {
+		t.Errorf("password or PIN survived the reset")
+	}
+	kinds := map[string]int{}
+	for _, d := range data.Devices {
+		kinds[d.Kind]++
+	}
+	if kinds[turnover.DeviceSoftPhone] != 0 || kinds[turnover.DeviceDesk] != 1 || kinds[turnover.DeviceMobileApp] != 1 {
+		t.Errorf("devices after reset = %v, want desk and mobile kept, soft phone gone", kinds)
+	}
+	if len(data.Voicemail) != 5 || len(data.Greetings) != 3 || len(data.Rules) != 3 || len(data.Contacts) != 2 || len(data.Numbers) != 1 {
+		t.Errorf("unselected data changed: %d messages, %d greetings, %d rules, %d contacts, %d numbers",
+			len(data.Voicemail), len(data.Greetings), len(data.Rules), len(data.Contacts), len(data.Numbers))
+	}
+
+	var dir struct{ Entries []struct{ Extension string } }
+	if status := do(t, tok, "GET", "/v1/domains/niftywidgets/directory?digits=7396", nil, &dir); status != 200 {
+		t.Fatalf("directory: %d", status)
+	}
+	for _, e := range dir.Entries {
+		if e.Extension == "1009" {
+			t.Errorf("1009 is still in the directory")
+		}
+	}
+
+	after := stack.Calls()
+	for _, op := range []string{"states.StartExecution", "lambda.Invoke", "s3.GetObject", "dynamodb.TransactWriteItems"} {
+		if after[op] <= calls[op] {
+			t.Errorf("no %s crossed the front door during the job (%d before, %d after)", op, calls[op], after[op])
+		}
+	}
+}
+
+func TestResetWithEveryOption(t *testing.T) {
+	ctx := context.Background()
+	tok := token(t, "niftywidgets", "office_manager")
+	all := map[string]any{
+		"deleteVoicemailMessages": true, "deleteVoicemailGreetings": true, "deleteAnsweringRules": true,
+		"deleteCustomContacts": true, "unassignPhoneNumbers": true, "removeDeviceLines": true,
+	}
+	j := runReset(t, tok, map[string]any{"users": []string{"1007", "1005"}, "options": all, "confirm": true})
+	if j.Status != "SUCCEEDED" || j.Done != 2 {
+		t.Fatalf("job = %+v", j)
+	}
+	data, _, err := store().LoadUserData(ctx, "niftywidgets", "1007")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(data.Voicemail)+len(data.Greetings)+len(data.Contacts)+len(data.Devices)+len(data.Numbers) != 0 {
+		t.Errorf("1007 kept data: %+v", data)
+	}
+	if len(data.Rules) != 1 || !data.Rules[0].Default {
+		t.Errorf("rules = %+v, want the default rule only", data.Rules)
+	}
+	numbers, err := store().ListNumbers(ctx, "niftywidgets")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range numbers {
+		if n.Number == "+15555550107" && n.Extension != "" {
+			t.Errorf("1007's DID still routed to %s", n.Extension)
+		}
+	}
+	objs, err := s3.NewFromConfig(stack.AWS).ListObjectsV2(ctx, &s3.ListObjectsV2Input{
+		Bucket: aws.String(stack.Resources.Buckets["Bucket"]), Prefix: aws.String("audio/niftywidgets/1007/"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(objs.Contents) != 0 {
+		t.Errorf("%d audio objects of 1007 left", len(objs.Contents))
+	}
+	// Unselected users keep everything.
+	kept, _, err := store().LoadUserData(ctx, "niftywidgets", "1001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kept.User.FirstName != "Hoban" || len(kept.Voicemail) != 5 || len(kept.Devices) != 3 {
+		t.Errorf("1001 changed: %+v", kept.User)
+	}
+}

@@ -1,0 +1,139 @@
+// Package api is the portal's HTTP API: an ordinary net/http handler that the api
+// function serves through API Gateway (HTTP API, payload 2.0) and the JWT authorizer.
+// It reads the caller's verified identity from the authorizer's claims, never from the
+// request body, and acts only on the domain in the path when that identity may.
+package api
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"turnover/internal/turnover"
+)
+
+// Users reads a domain's users and directory.
+type Users interface {
+	ListUsers(ctx context.Context, domain string, f turnover.UserFilter) ([]turnover.User, string, error)
+	GetUser(ctx context.Context, domain, ext string) (turnover.User, error)
+	GetUsers(ctx context.Context, domain string, exts []string) (map[string]turnover.User, error)
+	LookupDirectory(ctx context.Context, domain, digits string) ([]turnover.DirectoryEntry, error)
+	ListNumbers(ctx context.Context, domain string) ([]turnover.PhoneNumber, error)
+}
+
+// Jobs records reset jobs and reads their progress.
+type Jobs interface {
+	CreateJob(ctx context.Context, j turnover.Job) error
+	GetJob(ctx context.Context, domain, jobID string) (turnover.Job, []turnover.UserResult, error)
+}
+
+// Manifests stores a job's users in batches for the state machine to read.
+type Manifests interface {
+	PutManifest(ctx context.Context, domain, jobID string, batches []turnover.Batch) (turnover.ManifestLocation, error)
+}
+
+// Executions starts a job's state machine execution; starting one twice is a no-op.
+type Executions interface {
+	StartJob(ctx context.Context, in turnover.ExecutionInput) error
+}
+
+// Server serves the API.
+type Server struct {
+	Users      Users
+	Jobs       Jobs
+	Manifests  Manifests
+	Executions Executions
+	Log        *slog.Logger
+	// BatchSize is how many users one reset invocation handles.
+	BatchSize int
+	// Identity reads the caller's verified identity; by default from the API Gateway
+	// JWT authorizer's claims.
+	Identity func(*http.Request) (turnover.Identity, bool)
+	// NewJobID returns a fresh job id; by default 32 random hex digits.
+	NewJobID func() string
+	Now      func() time.Time
+}
+
+// maxBody is the largest request body accepted: 100,000 extensions with room to spare.
+const maxBody = 4 << 20
+
+// Handler returns the API's routes.
+func (s *Server) Handler() http.Handler {
+	if s.Identity == nil {
+		s.Identity = IdentityFromAuthorizer
+	}
+	if s.NewJobID == nil {
+		s.NewJobID = newJobID
+	}
+	if s.Now == nil {
+		s.Now = time.Now
+	}
+	mux := http.NewServeMux()
+	domain := func(pattern string, h func(http.ResponseWriter, *http.Request, turnover.Identity) error) {
+		mux.Handle(pattern, s.authorized(h))
+	}
+	domain("GET /v1/domains/{domain}/users", s.listUsers)
+	domain("GET /v1/domains/{domain}/users/{ext}", s.getUser)
+	domain("POST /v1/domains/{domain}/resets", s.startReset)
+	domain("GET /v1/domains/{domain}/resets/{jobId}", s.getReset)
+	domain("GET /v1/domains/{domain}/directory", s.lookupDirectory)
+	domain("GET /v1/domains/{domain}/numbers", s.listNumbers)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, turnover.Errorf(turnover.ENOTFOUND, "There is no %s %s.", r.Method, r.URL.Path))
+	})
+	return s.logged(mux)
+}
+
+// authorized runs h for a caller who may act on the path's domain: 401 without a
+// verified identity, 403 for a domain the identity may not act on, before h reads or
+// changes anything.
+func (s *Server) authorized(h func(http.ResponseWriter, *http.Request, turnover.Identity) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, ok := s.Identity(r)
+		if !ok {
+			s.writeError(w, r, turnover.Errorf(turnover.EUNAUTHORIZED, "Sign in to use this API."))
+			return
+		}
+		domain := r.PathValue("domain")
+		if !validDomain(domain) {
+			s.writeError(w, r, turnover.Errorf(turnover.EINVALID, "%q is not a domain name.", domain))
+			return
+		}
+		if !id.CanManage(domain) {
+			s.writeError(w, r, turnover.Errorf(turnover.EFORBIDDEN, "You may not manage users of domain %s.", domain))
+			return
+		}
+		if err := h(w, r, id); err != nil {
+			s.writeError(w, r, err)
+		}
+	})
+}
+
+// statusRecorder remembers the status a handler wrote, for the access log.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.status = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+// logged writes one access log line per request: ids and outcomes, never personal data.
+func (s *Server) logged(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := s.Now()
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(rec, r)
+		s.Log.LogAttrs(r.Context(), slog.LevelInfo, "request",
+			slog.String("apiRequestId", requestID(r)),
+			slog.String("method", r.Method),
+			slog.String("route", r.Pattern),
+			slog.String("domain", r.PathValue("domain")),
+			slog.Int("status", rec.status),
+			slog.Duration("took", s.Now().Sub(start)),
+		)
+	})
+}

@@ -1,0 +1,378 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
+
+	"turnover/internal/api"
+	"turnover/internal/turnover"
+)
+
+// fake is an in-memory store, manifest writer and execution starter.
+type fake struct {
+	mu         sync.Mutex
+	users      map[string]turnover.User // domain/ext
+	jobs       map[string]turnover.Job
+	results    map[string][]turnover.UserResult
+	manifests  map[string][]turnover.Batch
+	executions []turnover.ExecutionInput
+	calls      int
+	fail       error
+}
+
+func newFake() *fake {
+	f := &fake{users: map[string]turnover.User{}, jobs: map[string]turnover.Job{}, results: map[string][]turnover.UserResult{}, manifests: map[string][]turnover.Batch{}}
+	for _, u := range []turnover.User{
+		{Domain: "niftywidgets", Extension: "1002", FirstName: "Kaylee", LastName: "Frye", Email: "kaylee@example.com", Scope: turnover.ScopeBasicUser, Status: turnover.StatusActive},
+		{Domain: "niftywidgets", Extension: "1003", FirstName: "Jayne", LastName: "Cobb", Scope: turnover.ScopeOfficeManager, Status: turnover.StatusPasswordRequired},
+		{Domain: "niftywidgets", Extension: "1009", FirstName: "Malcom", LastName: "Reynolds", Scope: turnover.ScopeBasicUser, Status: turnover.StatusPasswordRequired},
+		{Domain: "other", Extension: "2000", FirstName: "Other", LastName: "Person", Scope: turnover.ScopeBasicUser, Status: turnover.StatusActive},
+	} {
+		f.users[u.Domain+"/"+u.Extension] = u
+	}
+	return f
+}
+
+func (f *fake) touch() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls++
+	return f.fail
+}
+
+func (f *fake) ListUsers(_ context.Context, domain string, _ turnover.UserFilter) ([]turnover.User, string, error) {
+	if err := f.touch(); err != nil {
+		return nil, "", err
+	}
+	var out []turnover.User
+	for _, ext := range []string{"1002", "1003", "1009", "2000"} {
+		if u, ok := f.users[domain+"/"+ext]; ok {
+			out = append(out, u)
+		}
+	}
+	return out, "", nil
+}
+
+func (f *fake) GetUser(_ context.Context, domain, ext string) (turnover.User, error) {
+	if err := f.touch(); err != nil {
+		return turnover.User{}, err
+	}
+	u, ok := f.users[domain+"/"+ext]
+	if !ok {
+		return u, turnover.Errorf(turnover.ENOTFOUND, "no %s", ext)
+	}
+	return u, nil
+}
+
+func (f *fake) GetUsers(_ context.Context, domain string, exts []string) (map[string]turnover.User, error) {
+	if err := f.touch(); err != nil {
+		return nil, err
+	}
+	out := map[string]turnover.User{}
+	for _, ext := range exts {
+		if u, ok := f.users[domain+"/"+ext]; ok {
+			out[ext] = u
+		}
+	}
+	return out, nil
+}
+
+func (f *fake) LookupDirectory(context.Context, string, string) ([]turnover.DirectoryEntry, error) {
+	return nil, f.touch()
+}
+
+func (f *fake) ListNumbers(context.Context, string) ([]turnover.PhoneNumber, error) {
+	return []turnover.PhoneNumber{{Number: "+15555550109", Extension: "1009"}, {Number: "+15555550190"}}, f.touch()
+}
+
+func (f *fake) CreateJob(_ context.Context, j turnover.Job) error {
+	if err := f.touch(); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.jobs[j.Domain+"/"+j.ID] = j
+	return nil
+}
+
+func (f *fake) GetJob(_ context.Context, domain, id string) (turnover.Job, []turnover.UserResult, error) {
+	if err := f.touch(); err != nil {
+		return turnover.Job{}, nil, err
+	}
+	j, ok := f.jobs[domain+"/"+id]
+	if !ok {
+		return j, nil, turnover.Errorf(turnover.ENOTFOUND, "no job")
+	}
+	return j, f.results[domain+"/"+id], nil
+}
+
+func (f *fake) PutManifest(_ context.Context, domain, jobID string, b []turnover.Batch) (turnover.ManifestLocation, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.manifests[domain+"/"+jobID] = b
+	return turnover.ManifestLocation{Bucket: "bucket", Key: "jobs/" + domain + "/" + jobID + "/manifest.json"}, nil
+}
+
+func (f *fake) StartJob(_ context.Context, in turnover.ExecutionInput) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.executions = append(f.executions, in)
+	return nil
+}
+
+// call sends one API Gateway HTTP API event, built from the fixture, through the same
+// adapter the api function uses.
+func call(t *testing.T, f *fake, method, path, body string, claims map[string]string) (int, map[string]any) {
+	t.Helper()
+	raw, err := os.ReadFile("testdata/list-users.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev events.APIGatewayV2HTTPRequest
+	if err := json.Unmarshal(raw, &ev); err != nil {
+		t.Fatal(err)
+	}
+	p, q, _ := strings.Cut(path, "?")
+	ev.RawPath, ev.RawQueryString = p, q
+	ev.RequestContext.HTTP.Method, ev.RequestContext.HTTP.Path = method, p
+	ev.Body = body
+	if claims == nil {
+		ev.RequestContext.Authorizer = nil
+	} else {
+		ev.RequestContext.Authorizer.JWT.Claims = claims
+	}
+	srv := &api.Server{
+		Users: f, Jobs: f, Manifests: f, Executions: f, BatchSize: 2,
+		Log:      slog.New(slog.NewJSONHandler(io.Discard, nil)),
+		NewJobID: func() string { return "job1" },
+		Now:      func() time.Time { return time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC) },
+	}
+	resp, err := httpadapter.NewV2(srv.Handler()).ProxyWithContext(context.Background(), ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out map[string]any
+	if err := json.Unmarshal([]byte(resp.Body), &out); err != nil {
+		t.Fatalf("%s %s: body %q is not JSON: %v", method, path, resp.Body, err)
+	}
+	return resp.StatusCode, out
+}
+
+func manager(domain string) map[string]string {
+	return map[string]string{"sub": "1003@" + domain, "domain": domain, "scope": "office_manager"}
+}
+
+func errorCode(t *testing.T, body map[string]any) string {
+	t.Helper()
+	e, ok := body["error"].(map[string]any)
+	if !ok || e["message"] == "" {
+		t.Fatalf("body %v is not an error", body)
+	}
+	return e["code"].(string)
+}
+
+func TestListUsers(t *testing.T) {
+	f := newFake()
+	status, body := call(t, f, "GET", "/v1/domains/niftywidgets/users", "", manager("niftywidgets"))
+	if status != http.StatusOK {
+		t.Fatalf("status %d, body %v", status, body)
+	}
+	users := body["users"].([]any)
+	if got, want := len(users), 3; got != want {
+		t.Fatalf("got %d users, want %d", got, want)
+	}
+	first := users[0].(map[string]any)
+	if first["extension"] != "1002" || first["login"] != "1002@niftywidgets" || first["status"] != "active" || first["firstName"] != "Kaylee" {
+		t.Errorf("first user = %v", first)
+	}
+	if body["nextCursor"] != nil {
+		t.Errorf("nextCursor = %v, want null", body["nextCursor"])
+	}
+}
+
+func TestAuthorization(t *testing.T) {
+	tests := []struct {
+		name   string
+		claims map[string]string
+		path   string
+		want   int
+	}{
+		{"no identity", nil, "/v1/domains/niftywidgets/users", 401},
+		{"other domain", manager("other"), "/v1/domains/niftywidgets/users", 403},
+		{"basic user", map[string]string{"sub": "1002@niftywidgets", "domain": "niftywidgets", "scope": "basic_user"}, "/v1/domains/niftywidgets/users", 403},
+		{"supervisor", map[string]string{"sub": "1000@niftywidgets", "domain": "niftywidgets", "scope": "call_center_supervisor"}, "/v1/domains/niftywidgets/users/1002", 403},
+		{"reseller of domain", map[string]string{"sub": "r@resell", "domain": "resell", "scope": "reseller", "domains": "[other niftywidgets]"}, "/v1/domains/niftywidgets/users", 200},
+		{"reseller elsewhere", map[string]string{"sub": "r@resell", "domain": "resell", "scope": "reseller", "domains": "[other]"}, "/v1/domains/niftywidgets/users", 403},
+		{"super user", map[string]string{"sub": "root@x", "domain": "x", "scope": "super_user"}, "/v1/domains/niftywidgets/users/1002", 200},
+		{"own domain user", manager("niftywidgets"), "/v1/domains/niftywidgets/users/1009", 200},
+		{"bad domain", manager("niftywidgets"), "/v1/domains/NIFTY%23x/users", 400},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFake()
+			status, body := call(t, f, "GET", tt.path, "", tt.claims)
+			if status != tt.want {
+				t.Fatalf("status = %d, want %d (%v)", status, tt.want, body)
+			}
+			if status >= 400 {
+				errorCode(t, body)
+				if f.calls != 0 {
+					t.Errorf("refused request still read the store %d times", f.calls)
+				}
+			}
+		})
+	}
+}
+
+func TestForbiddenResetChangesNothing(t *testing.T) {
+	f := newFake()
+	status, body := call(t, f, "POST", "/v1/domains/other/resets", `{"users":["2000"],"options":{},"confirm":true}`, manager("niftywidgets"))
+	if status != 403 || errorCode(t, body) != "forbidden" {
+		t.Fatalf("status %d body %v", status, body)
+	}
+	if len(f.jobs)+len(f.executions)+len(f.manifests) != 0 {
+		t.Errorf("a forbidden reset wrote something: %d jobs, %d executions", len(f.jobs), len(f.executions))
+	}
+}
+
+func TestStartReset(t *testing.T) {
+	f := newFake()
+	status, body := call(t, f, "POST", "/v1/domains/niftywidgets/resets",
+		`{"users":["1009","1002","1003x"],"options":{},"confirm":true}`, manager("niftywidgets"))
+	if status != 400 {
+		t.Fatalf("bad extension: status %d", status)
+	}
+	status, body = call(t, f, "POST", "/v1/domains/niftywidgets/resets",
+		`{"users":["1009","1002"],"options":{"deleteVoicemailMessages":true},"confirm":true}`, manager("niftywidgets"))
+	if status != http.StatusAccepted {
+		t.Fatalf("status %d body %v", status, body)
+	}
+	if body["jobId"] != "job1" || body["status"] != "RUNNING" || body["total"] != 2.0 || body["percent"] != 0.0 {
+		t.Errorf("job = %v", body)
+	}
+	if got := f.manifests["niftywidgets/job1"]; len(got) != 1 || len(got[0].Users) != 2 {
+		t.Errorf("manifest = %v, want one batch of 2", got)
+	}
+	if len(f.executions) != 1 {
+		t.Fatalf("%d executions started, want 1", len(f.executions))
+	}
+	in, _ := json.Marshal(f.executions[0])
+	if bytes.Contains(in, []byte("Malcom")) || bytes.Contains(in, []byte("@")) || !bytes.Contains(in, []byte(`"jobId":"job1"`)) {
+		t.Errorf("execution input %s must carry ids only", in)
+	}
+	if !f.executions[0].Options.DeleteVoicemailMessages {
+		t.Errorf("options not passed to the execution: %+v", f.executions[0].Options)
+	}
+}
+
+func TestStartResetBatches(t *testing.T) {
+	f := newFake()
+	f.users["niftywidgets/1001"] = turnover.User{Domain: "niftywidgets", Extension: "1001"}
+	status, _ := call(t, f, "POST", "/v1/domains/niftywidgets/resets", `{"users":["1009","1002","1001"],"confirm":true}`, manager("niftywidgets"))
+	if status != 202 {
+		t.Fatalf("status %d", status)
+	}
+	got := f.manifests["niftywidgets/job1"]
+	if len(got) != 2 || len(got[0].Users) != 2 || len(got[1].Users) != 1 || got[1].Users[0] != "1001" {
+		t.Errorf("manifest = %v, want batches of 2 then 1", got)
+	}
+}
+
+func TestStartResetRefusals(t *testing.T) {
+	tests := []struct {
+		name, body string
+		status     int
+		code       string
+	}{
+		{"not confirmed", `{"users":["1009"],"options":{}}`, 400, "invalid_request"},
+		{"confirm false", `{"users":["1009"],"confirm":false}`, 400, "invalid_request"},
+		{"no users", `{"users":[],"confirm":true}`, 400, "invalid_request"},
+		{"unknown field", `{"users":["1009"],"confirm":true,"status":"active"}`, 400, "invalid_request"},
+		{"unknown option", `{"users":["1009"],"options":{"wipeEverything":true},"confirm":true}`, 400, "invalid_request"},
+		{"wrong type", `{"users":"1009","confirm":true}`, 400, "invalid_request"},
+		{"not JSON", `{"users":`, 400, "invalid_request"},
+		{"two objects", `{"users":["1009"],"confirm":true}{}`, 400, "invalid_request"},
+		{"empty", ``, 400, "invalid_request"},
+		{"duplicate", `{"users":["1009","1009"],"confirm":true}`, 400, "invalid_request"},
+		{"own extension", `{"users":["1009","1003"],"confirm":true}`, 422, "unprocessable"},
+		{"unknown extension", `{"users":["1009","4242"],"confirm":true}`, 422, "unprocessable"},
+		{"other domain's extension", `{"users":["2000"],"confirm":true}`, 422, "unprocessable"},
+		{"too large", `{"users":["` + strings.Repeat("1", 5<<20) + `"],"confirm":true}`, 413, "payload_too_large"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFake()
+			status, body := call(t, f, "POST", "/v1/domains/niftywidgets/resets", tt.body, manager("niftywidgets"))
+			if status != tt.status || errorCode(t, body) != tt.code {
+				t.Fatalf("got %d %v, want %d %s", status, body, tt.status, tt.code)
+			}
+			if len(f.jobs)+len(f.executions)+len(f.manifests) != 0 {
+				t.Errorf("refused request wrote a job, manifest or execution")
+			}
+		})
+	}
+}
+
+func TestGetReset(t *testing.T) {
+	f := newFake()
+	f.jobs["niftywidgets/j9"] = turnover.Job{Domain: "niftywidgets", ID: "j9", Status: turnover.JobRunning, Total: 4, Done: 1, Failed: 1}
+	f.results["niftywidgets/j9"] = []turnover.UserResult{
+		{Extension: "1002", Outcome: turnover.OutcomeSucceeded, Deleted: map[string]int{"softPhones": 1}},
+		{Extension: "1009", Outcome: turnover.OutcomeFailed, Error: "stopped"},
+	}
+	status, body := call(t, f, "GET", "/v1/domains/niftywidgets/resets/j9", "", manager("niftywidgets"))
+	if status != 200 || body["percent"] != 50.0 || body["status"] != "RUNNING" {
+		t.Fatalf("status %d body %v", status, body)
+	}
+	users := body["users"].([]any)
+	if len(users) != 2 || users[1].(map[string]any)["error"] != "stopped" || users[0].(map[string]any)["error"] != nil {
+		t.Errorf("users = %v", users)
+	}
+	status, _ = call(t, f, "GET", "/v1/domains/other/resets/j9", "", manager("other"))
+	if status != 404 {
+		t.Errorf("another domain's job: status %d, want 404", status)
+	}
+}
+
+func TestInternalErrorsSayNothing(t *testing.T) {
+	f := newFake()
+	f.fail = errors.New("dynamodb: table turnover-Table secret detail")
+	status, body := call(t, f, "GET", "/v1/domains/niftywidgets/users", "", manager("niftywidgets"))
+	if status != 500 || errorCode(t, body) != "internal" {
+		t.Fatalf("status %d body %v", status, body)
+	}
+	if msg := body["error"].(map[string]any)["message"].(string); strings.Contains(msg, "secret") || strings.Contains(msg, "dynamodb") {
+		t.Errorf("message leaks internals: %q", msg)
+	}
+}
+
+func TestUnknownRoute(t *testing.T) {
+	status, body := call(t, newFake(), "GET", "/v1/nothing", "", manager("niftywidgets"))
+	if status != 404 || errorCode(t, body) != "not_found" {
+		t.Errorf("status %d body %v", status, body)
+	}
+}
+
+func TestNumbers(t *testing.T) {
+	status, body := call(t, newFake(), "GET", "/v1/domains/niftywidgets/numbers", "", manager("niftywidgets"))
+	if status != 200 {
+		t.Fatalf("status %d", status)
+	}
+	n := body["numbers"].([]any)
+	if n[0].(map[string]any)["status"] != "assigned" || n[1].(map[string]any)["status"] != "available" || n[1].(map[string]any)["extension"] != nil {
+		t.Errorf("numbers = %v", n)
+	}
+}

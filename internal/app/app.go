@@ -1,0 +1,81 @@
+// Package app builds each Lambda function of template.yaml from its configuration and
+// AWS clients. The functions' main packages and the local stack both build them here,
+// so a function runs the same way in Lambda and on a laptop.
+package app
+
+import (
+	"context"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-lambda-go/lambdacontext"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/sfn"
+	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
+
+	"turnover/internal/api"
+	"turnover/internal/config"
+	"turnover/internal/dynamo"
+	"turnover/internal/reset"
+	"turnover/internal/s3store"
+	"turnover/internal/stepfn"
+)
+
+// Function builds one Lambda handler from an AWS configuration and the function's
+// environment. It fails when the configuration is incomplete.
+type Function func(ctx context.Context, awsCfg aws.Config, lookup config.Lookup) (lambda.Handler, error)
+
+// Functions are keyed by their folder under functions/, which is the CodeUri of the
+// function in template.yaml.
+var Functions = map[string]Function{
+	"api":      API,
+	"reset":    Reset,
+	"finalize": Finalize,
+}
+
+// usersAtOnce bounds how many users of one batch a reset invocation works on at once.
+const usersAtOnce = 8
+
+// API builds the portal's HTTP API function.
+func API(ctx context.Context, awsCfg aws.Config, lookup config.Lookup) (lambda.Handler, error) {
+	cfg, err := config.LoadAPI(lookup)
+	if err != nil {
+		return nil, err
+	}
+	store := dynamo.New(dynamodb.NewFromConfig(awsCfg), cfg.TableName)
+	srv := &api.Server{
+		Users:      store,
+		Jobs:       store,
+		Manifests:  s3store.New(s3.NewFromConfig(awsCfg), cfg.BucketName),
+		Executions: stepfn.New(sfn.NewFromConfig(awsCfg), cfg.StateMachineARN),
+		Log:        lambdacontext.NewLogger(),
+		BatchSize:  cfg.BatchSize,
+	}
+	return lambda.NewHandler(httpadapter.NewV2(srv.Handler()).ProxyWithContext), nil
+}
+
+// Reset builds the function that resets one batch of a job's users.
+func Reset(ctx context.Context, awsCfg aws.Config, lookup config.Lookup) (lambda.Handler, error) {
+	cfg, err := config.LoadReset(lookup)
+	if err != nil {
+		return nil, err
+	}
+	svc := reset.New(
+		dynamo.New(dynamodb.NewFromConfig(awsCfg), cfg.TableName),
+		s3store.New(s3.NewFromConfig(awsCfg), cfg.BucketName),
+		lambdacontext.NewLogger(),
+		usersAtOnce,
+	)
+	return lambda.NewHandler(svc.ResetBatch), nil
+}
+
+// Finalize builds the function that closes a job.
+func Finalize(ctx context.Context, awsCfg aws.Config, lookup config.Lookup) (lambda.Handler, error) {
+	cfg, err := config.LoadFinalize(lookup)
+	if err != nil {
+		return nil, err
+	}
+	svc := reset.New(dynamo.New(dynamodb.NewFromConfig(awsCfg), cfg.TableName), nil, lambdacontext.NewLogger(), 1)
+	return lambda.NewHandler(svc.Finalize), nil
+}

@@ -1,0 +1,104 @@
+// Package config reads each function's settings from its environment, once, at start.
+//
+// Nothing else in turnover reads the environment: functions are built from these typed
+// values, so the local stack can run every function in one process, each with the
+// environment template.yaml gives it.
+package config
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Lookup finds one setting, like os.LookupEnv.
+type Lookup func(key string) (string, bool)
+
+// Common holds what every function needs.
+type Common struct {
+	TableName string
+}
+
+// API configures the portal's HTTP API function.
+type API struct {
+	Common
+	BucketName      string
+	StateMachineARN string
+	BatchSize       int
+}
+
+// Reset configures the function that resets one batch of a job.
+type Reset struct {
+	Common
+	BucketName string
+}
+
+// Finalize configures the function that closes a job.
+type Finalize struct {
+	Common
+}
+
+// LoadAPI reads the API function's settings. It fails naming every missing or bad one.
+func LoadAPI(lookup Lookup) (API, error) {
+	r := reader{lookup: lookup}
+	c := API{
+		Common:          r.common(),
+		BucketName:      r.required("BUCKET_NAME"),
+		StateMachineARN: r.required("STATE_MACHINE_ARN"),
+		BatchSize:       r.intBetween("BATCH_SIZE", 25, 1, 500),
+	}
+	return c, r.err()
+}
+
+// LoadReset reads the reset function's settings. It fails naming every missing or bad one.
+func LoadReset(lookup Lookup) (Reset, error) {
+	r := reader{lookup: lookup}
+	c := Reset{Common: r.common(), BucketName: r.required("BUCKET_NAME")}
+	return c, r.err()
+}
+
+// LoadFinalize reads the finalize function's settings. It fails naming every missing or bad one.
+func LoadFinalize(lookup Lookup) (Finalize, error) {
+	r := reader{lookup: lookup}
+	c := Finalize{Common: r.common()}
+	return c, r.err()
+}
+
+// reader collects problems so that one start-up failure names all of them.
+type reader struct {
+	lookup   Lookup
+	problems []string
+}
+
+func (r *reader) common() Common {
+	return Common{TableName: r.required("TABLE_NAME")}
+}
+
+func (r *reader) required(key string) string {
+	v, ok := r.lookup(key)
+	v = strings.TrimSpace(v)
+	if !ok || v == "" {
+		r.problems = append(r.problems, key+" is not set")
+	}
+	return v
+}
+
+func (r *reader) intBetween(key string, def, min, max int) int {
+	v, ok := r.lookup(key)
+	if !ok || strings.TrimSpace(v) == "" {
+		return def
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil || n < min || n > max {
+		r.problems = append(r.problems, fmt.Sprintf("%s must be a whole number from %d to %d, not %q", key, min, max, v))
+		return def
+	}
+	return n
+}
+
+func (r *reader) err() error {
+	if len(r.problems) == 0 {
+		return nil
+	}
+	return fmt.Errorf("configuration: %s", strings.Join(r.problems, "; "))
+}

@@ -1,0 +1,181 @@
+// Package demo seeds the demo domain niftywidgets, the customer of the product's source
+// documents: nine users, each with data of every kind a reset touches, a number
+// inventory with routed and available DIDs, shared contacts and the directory.
+package demo
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"golang.org/x/crypto/bcrypt"
+	"golang.org/x/sync/errgroup"
+
+	"turnover/internal/dynamo"
+	"turnover/internal/s3store"
+	"turnover/internal/turnover"
+)
+
+// Domain is the demo domain's name.
+const Domain = "niftywidgets"
+
+// OfficeManager is the demo's office manager, the default caller of dev tokens.
+const OfficeManager = "1003"
+
+type person struct {
+	ext, first, last, dept string
+	scope                  turnover.Scope
+	status                 turnover.Status
+	did                    string
+}
+
+// people are the demo domain's users: extension, name, scope and status as the source
+// document has them.
+var people = []person{
+	{"1000", "Inara", "Serra", "Sales", turnover.ScopeCallCenterSupervisor, turnover.StatusActive, "+15555550100"},
+	{"1001", "Hoban", "Washburne", "Operations", turnover.ScopeBasicUser, turnover.StatusActive, ""},
+	{"1002", "Kaylee", "Frye", "Engineering", turnover.ScopeBasicUser, turnover.StatusActive, "+15555550102"},
+	{"1003", "Jayne", "Cobb", "Management", turnover.ScopeOfficeManager, turnover.StatusPasswordRequired, "+15555550103"},
+	{"1004", "River", "Tam", "Support", turnover.ScopeCallCenterAgent, turnover.StatusPasswordRequired, ""},
+	{"1005", "Simon", "Tam", "Medical", turnover.ScopeBasicUser, turnover.StatusPasswordRequired, ""},
+	{"1006", "Zoe", "Washburne", "Operations", turnover.ScopeBasicUser, turnover.StatusSetupRequired, ""},
+	{"1007", "Shepherd", "Book", "Support", turnover.ScopeBasicUser, turnover.StatusPasswordRequired, "+15555550107"},
+	{"1009", "Malcom", "Reynolds", "Management", turnover.ScopeBasicUser, turnover.StatusPasswordRequired, "+15555550109"},
+}
+
+// AvailableNumbers are DIDs in the inventory that route to nobody.
+var AvailableNumbers = []string{"+15555550190", "+15555550191", "+15555550192"}
+
+// SharedContacts are the domain's contacts, which resets never touch.
+var SharedContacts = []turnover.Contact{
+	{ID: "shared-1", FirstName: "Persephone", LastName: "Shipyard", Phone: "+15555550200"},
+	{ID: "shared-2", FirstName: "Badger", LastName: "Imports", Phone: "+15555550201"},
+	{ID: "shared-3", FirstName: "Alliance", LastName: "Customs", Phone: "+15555550202"},
+}
+
+// Users returns the demo users with everything they own. Audio keys point at objects
+// that Seed writes.
+func Users() []turnover.UserData {
+	seedTime := time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
+	out := make([]turnover.UserData, 0, len(people))
+	for i, p := range people {
+		u := turnover.User{
+			Domain: Domain, Extension: p.ext, FirstName: p.first, LastName: p.last,
+			Email: fmt.Sprintf("%s.%s@niftywidgets.example", strings.ToLower(p.first), strings.ToLower(p.last)), Department: p.dept,
+			Scope: p.scope, Status: p.status,
+		}
+		d := turnover.UserData{User: u}
+		for j, folder := range []string{turnover.FolderNew, turnover.FolderNew, turnover.FolderSaved, turnover.FolderSaved, turnover.FolderTrash} {
+			id := fmt.Sprintf("vm%d", j+1)
+			d.Voicemail = append(d.Voicemail, turnover.VoicemailMessage{
+				ID: id, Folder: folder, From: fmt.Sprintf("+1555555%04d", 3000+i*10+j),
+				ReceivedAt: seedTime.Add(-time.Duration(i*24+j) * time.Hour), Seconds: 12 + j*7,
+				AudioKey: s3store.AudioKey(Domain, p.ext, "voicemail", id),
+			})
+		}
+		for _, g := range []turnover.Greeting{
+			{ID: "gr1", Kind: turnover.GreetingStandard, Label: "Standard"},
+			{ID: "gr2", Kind: turnover.GreetingTimeFrame, Label: "After hours"},
+			{ID: "name", Kind: turnover.GreetingName, Label: "Recorded name"},
+		} {
+			g.AudioKey = s3store.AudioKey(Domain, p.ext, "greetings", g.ID)
+			d.Greetings = append(d.Greetings, g)
+		}
+		d.Rules = []turnover.AnsweringRule{
+			{ID: "default", Name: "Default", Action: "ring_all_devices", Default: true},
+			{ID: "after-hours", Name: "After hours", TimeFrame: "after_hours", Action: "voicemail"},
+			{ID: "lunch", Name: "Lunch", TimeFrame: "lunch", Action: "forward:1000"},
+		}
+		d.Contacts = []turnover.Contact{
+			{ID: "c1", FirstName: "Saffron", LastName: "Contact" + p.ext, Phone: fmt.Sprintf("+1555555%04d", 4000+i)},
+			{ID: "c2", FirstName: "Niska", LastName: "Contact" + p.ext, Phone: fmt.Sprintf("+1555555%04d", 4100+i)},
+		}
+		d.Devices = []turnover.Device{
+			{ID: "desk", Kind: turnover.DeviceDesk, MAC: fmt.Sprintf("00:04:f2:00:10:%02x", i), Model: "Poly VVX 450"},
+			{ID: "soft", Kind: turnover.DeviceSoftPhone, Model: "Desktop softphone"},
+			{ID: "mobile", Kind: turnover.DeviceMobileApp, Model: "Mobile app"},
+		}
+		if p.did != "" {
+			d.Numbers = []string{p.did}
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+// Seed writes the demo domain into the table and bucket. Seeding again puts the demo
+// back as it was, under the same keys.
+func Seed(ctx context.Context, awsCfg aws.Config, table, bucket string) error {
+	store := dynamo.New(dynamodb.NewFromConfig(awsCfg), table)
+	audio := s3store.New(s3.NewFromConfig(awsCfg), bucket)
+	users := Users()
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	wav := silence(200 * time.Millisecond)
+	for _, d := range users {
+		for _, m := range d.Voicemail {
+			g.Go(func() error { return audio.PutAudio(gctx, m.AudioKey, wav) })
+		}
+		for _, gr := range d.Greetings {
+			g.Go(func() error { return audio.PutAudio(gctx, gr.AudioKey, wav) })
+		}
+	}
+	for _, d := range users {
+		if err := withSecrets(&d.User); err != nil {
+			return err
+		}
+		g.Go(func() error { return store.PutUserData(gctx, d) })
+	}
+	g.Go(func() error { return store.PutAvailableNumbers(gctx, Domain, AvailableNumbers) })
+	g.Go(func() error { return store.PutSharedContacts(gctx, Domain, SharedContacts) })
+	if err := g.Wait(); err != nil {
+		return fmt.Errorf("seed %s: %w", Domain, err)
+	}
+	return nil
+}
+
+// withSecrets gives users who have set up their account a hashed password and PIN;
+// users made by a reset have neither. The hashes are of random values nobody knows.
+func withSecrets(u *turnover.User) error {
+	pin, err := bcrypt.GenerateFromPassword([]byte("pin-"+u.Extension+"-"+time.Now().String()), bcrypt.MinCost)
+	if err != nil {
+		return err
+	}
+	u.VoicemailPINHash = string(pin)
+	if u.Status == turnover.StatusActive {
+		pw, err := bcrypt.GenerateFromPassword([]byte("pw-"+u.Extension+"-"+time.Now().String()), bcrypt.MinCost)
+		if err != nil {
+			return err
+		}
+		u.PasswordHash = string(pw)
+	}
+	if u.Status == turnover.StatusSetupRequired {
+		u.VoicemailPINHash = ""
+	}
+	return nil
+}
+
+// silence is a mono 8 kHz 16-bit PCM WAV of the given length.
+func silence(d time.Duration) []byte {
+	samples := int(d.Seconds() * 8000)
+	data := samples * 2
+	b := make([]byte, 44+data)
+	copy(b[0:], "RIFF")
+	binary.LittleEndian.PutUint32(b[4:], uint32(36+data))
+	copy(b[8:], "WAVEfmt ")
+	binary.LittleEndian.PutUint32(b[16:], 16)
+	binary.LittleEndian.PutUint16(b[20:], 1)
+	binary.LittleEndian.PutUint16(b[22:], 1)
+	binary.LittleEndian.PutUint32(b[24:], 8000)
+	binary.LittleEndian.PutUint32(b[28:], 16000)
+	binary.LittleEndian.PutUint16(b[32:], 2)
+	binary.LittleEndian.PutUint16(b[34:], 16)
+	copy(b[36:], "data")
+	binary.LittleEndian.PutUint32(b[40:], uint32(data))
+	return b
+}

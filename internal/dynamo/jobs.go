@@ -1,0 +1,297 @@
+package dynamo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"turnover/internal/turnover"
+)
+
+type jobItem struct {
+	PK         string                `dynamodbav:"pk"`
+	SK         string                `dynamodbav:"sk"`
+	Domain     string                `dynamodbav:"domain"`
+	JobID      string                `dynamodbav:"jobId"`
+	Status     string                `dynamodbav:"status"`
+	Options    turnover.ResetOptions `dynamodbav:"options"`
+	Total      int                   `dynamodbav:"total"`
+	Done       int                   `dynamodbav:"done"`
+	Failed     int                   `dynamodbav:"failed"`
+	CreatedBy  string                `dynamodbav:"createdBy"`
+	CreatedAt  time.Time             `dynamodbav:"createdAt"`
+	FinishedAt *time.Time            `dynamodbav:"finishedAt,omitempty"`
+}
+
+func (j jobItem) job() turnover.Job {
+	job := turnover.Job{
+		Domain: j.Domain, ID: j.JobID, Status: turnover.JobStatus(j.Status), Options: j.Options,
+		Total: j.Total, Done: j.Done, Failed: j.Failed, CreatedBy: j.CreatedBy, CreatedAt: j.CreatedAt,
+	}
+	if j.FinishedAt != nil {
+		job.FinishedAt = *j.FinishedAt
+	}
+	return job
+}
+
+type resultItem struct {
+	PK        string         `dynamodbav:"pk"`
+	SK        string         `dynamodbav:"sk"`
+	Extension string         `dynamodbav:"extension"`
+	Outcome   string         `dynamodbav:"outcome"`
+	Deleted   map[string]int `dynamodbav:"deleted,omitempty"`
+	Error     string         `dynamodbav:"error,omitempty"`
+	At        time.Time      `dynamodbav:"at"`
+}
+
+// CreateJob records a new job. It returns an ECONFLICT error if the job exists.
+func (s *Store) CreateJob(ctx context.Context, j turnover.Job) error {
+	item, err := attributevalue.MarshalMap(jobItem{
+		PK: jobPK(j.Domain, j.ID), SK: skJob, Domain: j.Domain, JobID: j.ID, Status: string(j.Status),
+		Options: j.Options, Total: j.Total, CreatedBy: j.CreatedBy, CreatedAt: j.CreatedAt,
+	})
+	if err != nil {
+		return fmt.Errorf("encode job %s: %w", j.ID, err)
+	}
+	_, err = s.db.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName: &s.table, Item: item, ConditionExpression: aws.String("attribute_not_exists(pk)"),
+	})
+	if isConditionFailed(err) {
+		return turnover.Errorf(turnover.ECONFLICT, "Job %s exists already.", j.ID)
+	}
+	if err != nil {
+		return fmt.Errorf("create job %s: %w", j.ID, err)
+	}
+	return nil
+}
+
+// GetJob returns a job with every user result recorded so far, in extension order. It
+// returns an ENOTFOUND error if the domain has no such job.
+func (s *Store) GetJob(ctx context.Context, domain, jobID string) (turnover.Job, []turnover.UserResult, error) {
+	p := dynamodb.NewQueryPaginator(s.db, &dynamodb.QueryInput{
+		TableName:                 &s.table,
+		KeyConditionExpression:    aws.String("pk = :pk"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(jobPK(domain, jobID))},
+		ConsistentRead:            aws.Bool(true),
+	})
+	var (
+		job     turnover.Job
+		found   bool
+		results []turnover.UserResult
+	)
+	for p.HasMorePages() {
+		out, err := p.NextPage(ctx)
+		if err != nil {
+			return job, nil, fmt.Errorf("get job %s: %w", jobID, err)
+		}
+		for _, item := range out.Items {
+			if item["sk"].(*types.AttributeValueMemberS).Value == skJob {
+				var j jobItem
+				if err := attributevalue.UnmarshalMap(item, &j); err != nil {
+					return job, nil, fmt.Errorf("decode job %s: %w", jobID, err)
+				}
+				job, found = j.job(), true
+				continue
+			}
+			var r resultItem
+			if err := attributevalue.UnmarshalMap(item, &r); err != nil {
+				return job, nil, fmt.Errorf("decode result of job %s: %w", jobID, err)
+			}
+			results = append(results, turnover.UserResult{Extension: r.Extension, Outcome: turnover.Outcome(r.Outcome), Deleted: r.Deleted, Error: r.Error, At: r.At})
+		}
+	}
+	if !found {
+		return job, nil, turnover.Errorf(turnover.ENOTFOUND, "There is no reset job %s in domain %s.", jobID, domain)
+	}
+	return job, results, nil
+}
+
+// FinishJob sets a running job's final status from its counters and returns the job. A
+// job that has finished already is returned as it is.
+func (s *Store) FinishJob(ctx context.Context, domain, jobID string, mapFailed bool) (turnover.Job, error) {
+	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName: &s.table, Key: key(jobPK(domain, jobID), skJob), ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return turnover.Job{}, fmt.Errorf("get job %s: %w", jobID, err)
+	}
+	if out.Item == nil {
+		return turnover.Job{}, turnover.Errorf(turnover.ENOTFOUND, "There is no reset job %s in domain %s.", jobID, domain)
+	}
+	var j jobItem
+	if err := attributevalue.UnmarshalMap(out.Item, &j); err != nil {
+		return turnover.Job{}, fmt.Errorf("decode job %s: %w", jobID, err)
+	}
+	job := j.job()
+	if job.Status != turnover.JobRunning {
+		return job, nil
+	}
+	job.Status = turnover.FinalStatus(job.Total, job.Done, job.Failed, mapFailed)
+	job.FinishedAt = s.now().UTC()
+	finished, err := attributevalue.Marshal(job.FinishedAt)
+	if err != nil {
+		return job, fmt.Errorf("encode finish time: %w", err)
+	}
+	_, err = s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                &s.table,
+		Key:                      key(jobPK(domain, jobID), skJob),
+		UpdateExpression:         aws.String("SET #status = :status, finishedAt = :at"),
+		ConditionExpression:      aws.String("#status = :running"),
+		ExpressionAttributeNames: map[string]string{"#status": "status"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":status": str(string(job.Status)), ":at": finished, ":running": str(string(turnover.JobRunning)),
+		},
+	})
+	if isConditionFailed(err) {
+		return s.finishedJob(ctx, domain, jobID)
+	}
+	if err != nil {
+		return job, fmt.Errorf("finish job %s: %w", jobID, err)
+	}
+	return job, nil
+}
+
+func (s *Store) finishedJob(ctx context.Context, domain, jobID string) (turnover.Job, error) {
+	job, _, err := s.GetJob(ctx, domain, jobID)
+	return job, err
+}
+
+// ApplyReset carries out one user's reset plan for a job: the user's selected items go
+// (in BatchWriteItem calls of 25), then one transaction clears the profile, removes the
+// directory entry, records the result and counts the user done. It reports false, and
+// changes nothing more, when the job has recorded this user already.
+func (s *Store) ApplyReset(ctx context.Context, jobID string, plan turnover.ResetPlan, res turnover.UserResult) (bool, error) {
+	pk := userPK(plan.Domain, plan.Extension)
+	var reqs []types.WriteRequest
+	for _, v := range plan.Voicemail {
+		reqs = append(reqs, deleteRequest(pk, voicemailSK(v.Folder, v.ID)))
+	}
+	for _, g := range plan.Greetings {
+		reqs = append(reqs, deleteRequest(pk, prefixGR+g.ID))
+	}
+	for _, r := range plan.Rules {
+		if plan.DefaultRule != nil && r.ID == plan.DefaultRule.ID {
+			continue // the default rule's put below replaces it; one call may not name a key twice
+		}
+		reqs = append(reqs, deleteRequest(pk, prefixAR+r.ID))
+	}
+	for _, c := range plan.Contacts {
+		reqs = append(reqs, deleteRequest(pk, prefixCT+c.ID))
+	}
+	for _, d := range plan.Devices {
+		reqs = append(reqs, deleteRequest(pk, prefixDEV+d.ID))
+	}
+	for _, d := range plan.Lines {
+		reqs = append(reqs, deleteRequest(pk, prefixDEV+d.ID))
+	}
+	for _, n := range plan.Numbers {
+		reqs = append(reqs, deleteRequest(pk, prefixDID+n))
+		put, err := putRequest(numberItem{PK: numPK(plan.Domain), SK: n, Number: n})
+		if err != nil {
+			return false, fmt.Errorf("encode number: %w", err)
+		}
+		reqs = append(reqs, put)
+	}
+	if r := plan.DefaultRule; r != nil {
+		put, err := putRequest(ruleItem{PK: pk, SK: prefixAR + r.ID, ID: r.ID, Name: r.Name, Action: r.Action, Default: true})
+		if err != nil {
+			return false, fmt.Errorf("encode default rule: %w", err)
+		}
+		reqs = append(reqs, put)
+	}
+	if err := s.batchWrite(ctx, reqs); err != nil {
+		return false, fmt.Errorf("delete items of %s: %w", plan.Extension, err)
+	}
+
+	items := []types.TransactWriteItem{{
+		Update: &types.Update{
+			TableName:                &s.table,
+			Key:                      key(pk, skProfile),
+			UpdateExpression:         aws.String("REMOVE firstName, lastName, email, passwordHash, pinHash SET #status = :setup, resetJob = :job"),
+			ConditionExpression:      aws.String("attribute_exists(pk)"),
+			ExpressionAttributeNames: map[string]string{"#status": "status"},
+			ExpressionAttributeValues: map[string]types.AttributeValue{
+				":setup": str(string(turnover.StatusSetupRequired)), ":job": str(jobID),
+			},
+		},
+	}}
+	if e := plan.Directory; e != nil {
+		items = append(items, types.TransactWriteItem{Delete: &types.Delete{
+			TableName: &s.table,
+			Key:       key(dirPK(plan.Domain), dirSK(turnover.DirectoryDigits(e.FirstName, e.LastName), e.Extension)),
+		}})
+	}
+	return s.record(ctx, plan.Domain, jobID, res, "done", items)
+}
+
+// RecordFailure records that one user's reset failed in a job and counts it. It reports
+// false when the job has recorded this user already.
+func (s *Store) RecordFailure(ctx context.Context, domain, jobID string, res turnover.UserResult) (bool, error) {
+	return s.record(ctx, domain, jobID, res, "failed", nil)
+}
+
+// record writes a user's result, once, with the job counter it adds to, in one
+// transaction with the given writes.
+func (s *Store) record(ctx context.Context, domain, jobID string, res turnover.UserResult, counter string, items []types.TransactWriteItem) (bool, error) {
+	result, err := attributevalue.MarshalMap(resultItem{
+		PK: jobPK(domain, jobID), SK: resultSK(res.Extension), Extension: res.Extension,
+		Outcome: string(res.Outcome), Deleted: res.Deleted, Error: res.Error, At: res.At,
+	})
+	if err != nil {
+		return false, fmt.Errorf("encode result of %s: %w", res.Extension, err)
+	}
+	resultAt := len(items)
+	items = append(items,
+		types.TransactWriteItem{Put: &types.Put{
+			TableName: &s.table, Item: result, ConditionExpression: aws.String("attribute_not_exists(pk)"),
+		}},
+		types.TransactWriteItem{Update: &types.Update{
+			TableName:                 &s.table,
+			Key:                       key(jobPK(domain, jobID), skJob),
+			UpdateExpression:          aws.String("ADD #counter :one"),
+			ConditionExpression:       aws.String("attribute_exists(pk)"),
+			ExpressionAttributeNames:  map[string]string{"#counter": counter},
+			ExpressionAttributeValues: map[string]types.AttributeValue{":one": num(1)},
+		}},
+	)
+	_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
+	var tc *types.TransactionCanceledException
+	if errors.As(err, &tc) && len(tc.CancellationReasons) > resultAt &&
+		aws.ToString(tc.CancellationReasons[resultAt].Code) == "ConditionalCheckFailed" {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("record result of %s: %w", res.Extension, err)
+	}
+	return true, nil
+}
+
+// ListNumbers returns a domain's phone number inventory in number order.
+func (s *Store) ListNumbers(ctx context.Context, domain string) ([]turnover.PhoneNumber, error) {
+	p := dynamodb.NewQueryPaginator(s.db, &dynamodb.QueryInput{
+		TableName:                 &s.table,
+		KeyConditionExpression:    aws.String("pk = :pk"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(numPK(domain))},
+	})
+	var numbers []turnover.PhoneNumber
+	for p.HasMorePages() {
+		out, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("list numbers of %s: %w", domain, err)
+		}
+		var items []numberItem
+		if err := attributevalue.UnmarshalListOfMaps(out.Items, &items); err != nil {
+			return nil, fmt.Errorf("decode numbers: %w", err)
+		}
+		for _, n := range items {
+			numbers = append(numbers, turnover.PhoneNumber{Number: n.Number, Extension: n.Extension})
+		}
+	}
+	return numbers, nil
+}

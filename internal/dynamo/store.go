@@ -1,0 +1,356 @@
+package dynamo
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"turnover/internal/turnover"
+)
+
+// API is the part of the DynamoDB client the store uses.
+type API interface {
+	GetItem(context.Context, *dynamodb.GetItemInput, ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
+	PutItem(context.Context, *dynamodb.PutItemInput, ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
+	UpdateItem(context.Context, *dynamodb.UpdateItemInput, ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
+	Query(context.Context, *dynamodb.QueryInput, ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
+	BatchGetItem(context.Context, *dynamodb.BatchGetItemInput, ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error)
+	BatchWriteItem(context.Context, *dynamodb.BatchWriteItemInput, ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error)
+	TransactWriteItems(context.Context, *dynamodb.TransactWriteItemsInput, ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error)
+}
+
+var _ API = (*dynamodb.Client)(nil)
+
+// Store reads and writes turnover's table.
+type Store struct {
+	db    API
+	table string
+	now   func() time.Time
+}
+
+// New returns a store over the named table.
+func New(db API, table string) *Store {
+	return &Store{db: db, table: table, now: time.Now}
+}
+
+// maxBatchWrite is BatchWriteItem's limit of requests per call.
+const maxBatchWrite = 25
+
+// maxBatchGet is BatchGetItem's limit of keys per call.
+const maxBatchGet = 100
+
+func key(pk, sk string) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{
+		"pk": &types.AttributeValueMemberS{Value: pk},
+		"sk": &types.AttributeValueMemberS{Value: sk},
+	}
+}
+
+func str(s string) types.AttributeValue { return &types.AttributeValueMemberS{Value: s} }
+
+func num(n int) types.AttributeValue { return &types.AttributeValueMemberN{Value: strconv.Itoa(n)} }
+
+// profileItem is a user's PROFILE item.
+type profileItem struct {
+	PK               string `dynamodbav:"pk"`
+	SK               string `dynamodbav:"sk"`
+	GSI1PK           string `dynamodbav:"gsi1pk"`
+	GSI1SK           string `dynamodbav:"gsi1sk"`
+	Domain           string `dynamodbav:"domain"`
+	Extension        string `dynamodbav:"extension"`
+	FirstName        string `dynamodbav:"firstName,omitempty"`
+	LastName         string `dynamodbav:"lastName,omitempty"`
+	Email            string `dynamodbav:"email,omitempty"`
+	Department       string `dynamodbav:"department,omitempty"`
+	Scope            string `dynamodbav:"scope"`
+	Status           string `dynamodbav:"status"`
+	PasswordHash     string `dynamodbav:"passwordHash,omitempty"`
+	VoicemailPINHash string `dynamodbav:"pinHash,omitempty"`
+	// ResetJob is the last job that reset the user; a retried batch of that job sees it
+	// and does not reset the user a second time.
+	ResetJob string `dynamodbav:"resetJob,omitempty"`
+}
+
+func newProfileItem(u turnover.User) profileItem {
+	return profileItem{
+		PK: userPK(u.Domain, u.Extension), SK: skProfile,
+		GSI1PK: usersGSIPK(u.Domain), GSI1SK: u.Extension,
+		Domain: u.Domain, Extension: u.Extension,
+		FirstName: u.FirstName, LastName: u.LastName, Email: u.Email, Department: u.Department,
+		Scope: string(u.Scope), Status: string(u.Status),
+		PasswordHash: u.PasswordHash, VoicemailPINHash: u.VoicemailPINHash,
+	}
+}
+
+func (p profileItem) user() turnover.User {
+	return turnover.User{
+		Domain: p.Domain, Extension: p.Extension,
+		FirstName: p.FirstName, LastName: p.LastName, Email: p.Email, Department: p.Department,
+		Scope: turnover.Scope(p.Scope), Status: turnover.Status(p.Status),
+		PasswordHash: p.PasswordHash, VoicemailPINHash: p.VoicemailPINHash,
+	}
+}
+
+// GetUser returns one user of a domain. It returns an ENOTFOUND error if there is none.
+func (s *Store) GetUser(ctx context.Context, domain, ext string) (turnover.User, error) {
+	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName: &s.table, Key: key(userPK(domain, ext), skProfile),
+	})
+	if err != nil {
+		return turnover.User{}, fmt.Errorf("get user %s: %w", ext, err)
+	}
+	if out.Item == nil {
+		return turnover.User{}, turnover.Errorf(turnover.ENOTFOUND, "Extension %s does not exist in domain %s.", ext, domain)
+	}
+	var p profileItem
+	if err := attributevalue.UnmarshalMap(out.Item, &p); err != nil {
+		return turnover.User{}, fmt.Errorf("decode user %s: %w", ext, err)
+	}
+	return p.user(), nil
+}
+
+// GetUsers returns the users of a domain with the given extensions, keyed by extension.
+// Extensions with no user are left out.
+func (s *Store) GetUsers(ctx context.Context, domain string, exts []string) (map[string]turnover.User, error) {
+	users := make(map[string]turnover.User, len(exts))
+	for start := 0; start < len(exts); start += maxBatchGet {
+		chunk := exts[start:min(start+maxBatchGet, len(exts))]
+		keys := make([]map[string]types.AttributeValue, len(chunk))
+		for i, ext := range chunk {
+			keys[i] = key(userPK(domain, ext), skProfile)
+		}
+		req := map[string]types.KeysAndAttributes{s.table: {Keys: keys}}
+		for attempt := 0; len(req) > 0; attempt++ {
+			if attempt > 0 {
+				if err := backoff(ctx, attempt); err != nil {
+					return nil, err
+				}
+			}
+			if attempt > maxAttempts {
+				return nil, fmt.Errorf("get users: keys still unprocessed after %d attempts", maxAttempts)
+			}
+			out, err := s.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: req})
+			if err != nil {
+				return nil, fmt.Errorf("get users: %w", err)
+			}
+			for _, item := range out.Responses[s.table] {
+				var p profileItem
+				if err := attributevalue.UnmarshalMap(item, &p); err != nil {
+					return nil, fmt.Errorf("decode user: %w", err)
+				}
+				users[p.Extension] = p.user()
+			}
+			req = out.UnprocessedKeys
+		}
+	}
+	return users, nil
+}
+
+// ListUsers returns a page of a domain's users in extension order, and the cursor of the
+// next page ("" when there is none). A cursor that is not one this store handed out for
+// this domain is an EINVALID error.
+func (s *Store) ListUsers(ctx context.Context, domain string, f turnover.UserFilter) ([]turnover.User, string, error) {
+	in := &dynamodb.QueryInput{
+		TableName:              &s.table,
+		IndexName:              aws.String(indexUsers),
+		KeyConditionExpression: aws.String("gsi1pk = :pk"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":pk": str(usersGSIPK(domain)),
+		},
+	}
+	if f.Limit > 0 {
+		in.Limit = aws.Int32(int32(f.Limit))
+	}
+	var filters []string
+	if f.Status != "" {
+		filters = append(filters, "#status = :status")
+		in.ExpressionAttributeNames = map[string]string{"#status": "status"}
+		in.ExpressionAttributeValues[":status"] = str(string(f.Status))
+	}
+	if f.Department != "" {
+		filters = append(filters, "department = :dept")
+		in.ExpressionAttributeValues[":dept"] = str(f.Department)
+	}
+	if len(filters) > 0 {
+		in.FilterExpression = aws.String(strings.Join(filters, " AND "))
+	}
+	if f.Cursor != "" {
+		start, err := decodeCursor(f.Cursor, usersGSIPK(domain))
+		if err != nil {
+			return nil, "", err
+		}
+		in.ExclusiveStartKey = start
+	}
+	out, err := s.db.Query(ctx, in)
+	if err != nil {
+		return nil, "", fmt.Errorf("list users of %s: %w", domain, err)
+	}
+	var items []profileItem
+	if err := attributevalue.UnmarshalListOfMaps(out.Items, &items); err != nil {
+		return nil, "", fmt.Errorf("decode users: %w", err)
+	}
+	users := make([]turnover.User, len(items))
+	for i, p := range items {
+		users[i] = p.user()
+	}
+	next := ""
+	if len(out.LastEvaluatedKey) > 0 {
+		next, err = encodeCursor(out.LastEvaluatedKey)
+		if err != nil {
+			return nil, "", err
+		}
+	}
+	return users, next, nil
+}
+
+// cursor is the last key of a page of the users index.
+type cursor struct {
+	PK     string `json:"p"`
+	SK     string `json:"s"`
+	GSI1PK string `json:"g"`
+	GSI1SK string `json:"h"`
+}
+
+func encodeCursor(k map[string]types.AttributeValue) (string, error) {
+	var c cursor
+	if err := attributevalue.UnmarshalMap(k, &struct {
+		PK     *string `dynamodbav:"pk"`
+		SK     *string `dynamodbav:"sk"`
+		GSI1PK *string `dynamodbav:"gsi1pk"`
+		GSI1SK *string `dynamodbav:"gsi1sk"`
+	}{&c.PK, &c.SK, &c.GSI1PK, &c.GSI1SK}); err != nil {
+		return "", fmt.Errorf("encode cursor: %w", err)
+	}
+	b, err := json.Marshal(c)
+	if err != nil {
+		return "", fmt.Errorf("encode cursor: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+func decodeCursor(s, wantGSI1PK string) (map[string]types.AttributeValue, error) {
+	bad := turnover.Errorf(turnover.EINVALID, "The cursor is not valid here; start again without one.")
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return nil, bad
+	}
+	var c cursor
+	if err := json.Unmarshal(b, &c); err != nil || c.GSI1PK != wantGSI1PK || c.PK == "" || c.SK == "" {
+		return nil, bad
+	}
+	return map[string]types.AttributeValue{
+		"pk": str(c.PK), "sk": str(c.SK), "gsi1pk": str(c.GSI1PK), "gsi1sk": str(c.GSI1SK),
+	}, nil
+}
+
+// directoryItem is one entry of the dial-by-name directory.
+type directoryItem struct {
+	PK        string `dynamodbav:"pk"`
+	SK        string `dynamodbav:"sk"`
+	Extension string `dynamodbav:"extension"`
+	FirstName string `dynamodbav:"firstName"`
+	LastName  string `dynamodbav:"lastName"`
+}
+
+func newDirectoryItem(domain string, e turnover.DirectoryEntry) directoryItem {
+	return directoryItem{
+		PK: dirPK(domain), SK: dirSK(turnover.DirectoryDigits(e.FirstName, e.LastName), e.Extension),
+		Extension: e.Extension, FirstName: e.FirstName, LastName: e.LastName,
+	}
+}
+
+// LookupDirectory returns the directory entries whose keypad digits (last name, then
+// first name) start with digits, in digit order.
+func (s *Store) LookupDirectory(ctx context.Context, domain, digits string) ([]turnover.DirectoryEntry, error) {
+	in := &dynamodb.QueryInput{
+		TableName:              &s.table,
+		KeyConditionExpression: aws.String("pk = :pk AND begins_with(sk, :digits)"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":pk": str(dirPK(domain)), ":digits": str(digits),
+		},
+	}
+	var entries []turnover.DirectoryEntry
+	p := dynamodb.NewQueryPaginator(s.db, in)
+	for p.HasMorePages() {
+		out, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("look up directory of %s: %w", domain, err)
+		}
+		var items []directoryItem
+		if err := attributevalue.UnmarshalListOfMaps(out.Items, &items); err != nil {
+			return nil, fmt.Errorf("decode directory: %w", err)
+		}
+		for _, it := range items {
+			entries = append(entries, turnover.DirectoryEntry{Extension: it.Extension, FirstName: it.FirstName, LastName: it.LastName})
+		}
+	}
+	return entries, nil
+}
+
+// maxAttempts bounds retries of unprocessed batch items.
+const maxAttempts = 8
+
+// backoff sleeps before retry attempt n (1, 2, …) with full jitter, capped at 2 s.
+func backoff(ctx context.Context, n int) error {
+	ceil := min(25*time.Millisecond<<min(n, 7), 2*time.Second)
+	t := time.NewTimer(rand.N(ceil) + time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// batchWrite sends write requests in calls of 25, retrying unprocessed items.
+func (s *Store) batchWrite(ctx context.Context, reqs []types.WriteRequest) error {
+	for start := 0; start < len(reqs); start += maxBatchWrite {
+		pending := map[string][]types.WriteRequest{s.table: reqs[start:min(start+maxBatchWrite, len(reqs))]}
+		for attempt := 0; len(pending) > 0; attempt++ {
+			if attempt > maxAttempts {
+				return fmt.Errorf("batch write: items still unprocessed after %d attempts", maxAttempts)
+			}
+			if attempt > 0 {
+				if err := backoff(ctx, attempt); err != nil {
+					return err
+				}
+			}
+			out, err := s.db.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{RequestItems: pending})
+			if err != nil {
+				return fmt.Errorf("batch write: %w", err)
+			}
+			pending = out.UnprocessedItems
+		}
+	}
+	return nil
+}
+
+func putRequest(item any) (types.WriteRequest, error) {
+	av, err := attributevalue.MarshalMap(item)
+	if err != nil {
+		return types.WriteRequest{}, err
+	}
+	return types.WriteRequest{PutRequest: &types.PutRequest{Item: av}}, nil
+}
+
+func deleteRequest(pk, sk string) types.WriteRequest {
+	return types.WriteRequest{DeleteRequest: &types.DeleteRequest{Key: key(pk, sk)}}
+}
+
+// isConditionFailed reports whether err is a failed condition of a single-item write.
+func isConditionFailed(err error) bool {
+	var cf *types.ConditionalCheckFailedException
+	return errors.As(err, &cf)
+}

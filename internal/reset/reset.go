@@ -1,0 +1,194 @@
+package reset
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"golang.org/x/sync/errgroup"
+
+	"turnover/internal/turnover"
+)
+
+// Store is what the engine needs of turnover's table.
+type Store interface {
+	// LoadUserData returns the user, all they own, and the last job that reset them.
+	LoadUserData(ctx context.Context, domain, ext string) (turnover.UserData, string, error)
+	// ApplyReset carries out a plan and records the result, once per job and user.
+	ApplyReset(ctx context.Context, jobID string, plan turnover.ResetPlan, res turnover.UserResult) (bool, error)
+	// RecordFailure records a failed user, once per job and user.
+	RecordFailure(ctx context.Context, domain, jobID string, res turnover.UserResult) (bool, error)
+	// FinishJob sets a job's final status from its counters.
+	FinishJob(ctx context.Context, domain, jobID string, mapFailed bool) (turnover.Job, error)
+}
+
+// Audio deletes recorded audio.
+type Audio interface {
+	// DeleteAudio deletes the objects under the given keys; missing ones are no error.
+	DeleteAudio(ctx context.Context, keys []string) error
+}
+
+// Service resets the users of a job's batches and closes jobs.
+type Service struct {
+	store       Store
+	audio       Audio
+	log         *slog.Logger
+	now         func() time.Time
+	concurrency int
+}
+
+// New returns the engine. concurrency bounds the users of one batch reset at once.
+func New(store Store, audio Audio, log *slog.Logger, concurrency int) *Service {
+	return &Service{store: store, audio: audio, log: log, now: time.Now, concurrency: max(concurrency, 1)}
+}
+
+// BatchInput is one item of the state machine's Map: a batch of a job's users.
+type BatchInput struct {
+	Domain  string                `json:"domain"`
+	JobID   string                `json:"jobId"`
+	Options turnover.ResetOptions `json:"options"`
+	Batch   turnover.Batch        `json:"batch"`
+}
+
+// BatchOutput counts what this invocation recorded. A user recorded by an earlier try of
+// the same batch counts in neither.
+type BatchOutput struct {
+	Done   int `json:"done"`
+	Failed int `json:"failed"`
+}
+
+// TransientError says a batch stopped on a failure that may pass (throttling, a service
+// error, a timeout). The state machine retries the batch by this name; users already
+// reset are not reset again.
+type TransientError struct{ Err error }
+
+func (e *TransientError) Error() string { return "transient: " + e.Err.Error() }
+func (e *TransientError) Unwrap() error { return e.Err }
+
+// ResetBatch resets each user of a batch, a few at a time. A user's own failure is
+// recorded as that user's result and does not fail the batch; a transient failure is
+// returned as a *TransientError once the other users are through, so a retry finishes
+// the batch.
+func (s *Service) ResetBatch(ctx context.Context, in BatchInput) (BatchOutput, error) {
+	if in.Domain == "" || in.JobID == "" {
+		return BatchOutput{}, fmt.Errorf("batch without domain or job id")
+	}
+	outcomes := make([]outcome, len(in.Batch.Users))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(s.concurrency)
+	for i, ext := range in.Batch.Users {
+		g.Go(func() error {
+			outcomes[i] = s.resetUser(gctx, in, ext)
+			return nil
+		})
+	}
+	_ = g.Wait()
+	var (
+		out       BatchOutput
+		transient error
+	)
+	for _, o := range outcomes {
+		switch {
+		case o.err != nil:
+			transient = errors.Join(transient, o.err)
+		case o.recorded && o.failed:
+			out.Failed++
+		case o.recorded:
+			out.Done++
+		}
+	}
+	if transient != nil {
+		return out, &TransientError{Err: transient}
+	}
+	return out, nil
+}
+
+type outcome struct {
+	recorded bool
+	failed   bool
+	err      error
+}
+
+func (s *Service) resetUser(ctx context.Context, in BatchInput, ext string) outcome {
+	log := s.log.With("domain", in.Domain, "job", in.JobID, "extension", ext)
+	data, resetJob, err := s.store.LoadUserData(ctx, in.Domain, ext)
+	if err == nil && resetJob == in.JobID {
+		log.Debug("already reset by this job")
+		return outcome{}
+	}
+	if err == nil {
+		plan := Plan(data, in.Options)
+		if err = s.audio.DeleteAudio(ctx, plan.AudioKeys); err == nil {
+			res := turnover.UserResult{Extension: ext, Outcome: turnover.OutcomeSucceeded, Deleted: plan.Counts(), At: s.now().UTC()}
+			if in.Options.Recycle {
+				res.Outcome = turnover.OutcomeRecyclePending
+			}
+			var recorded bool
+			if recorded, err = s.store.ApplyReset(ctx, in.JobID, plan, res); err == nil {
+				log.Info("user reset", "recorded", recorded)
+				return outcome{recorded: recorded}
+			}
+		}
+	}
+	if isTransient(ctx, err) {
+		log.Warn("user reset interrupted; the batch will be retried", "error", err)
+		return outcome{err: fmt.Errorf("reset %s: %w", ext, err)}
+	}
+	log.Error("user reset failed", "error", err)
+	res := turnover.UserResult{Extension: ext, Outcome: turnover.OutcomeFailed, Error: failureMessage(err), At: s.now().UTC()}
+	recorded, rerr := s.store.RecordFailure(ctx, in.Domain, in.JobID, res)
+	if rerr != nil {
+		return outcome{err: fmt.Errorf("record failure of %s: %w", ext, rerr)}
+	}
+	return outcome{recorded: recorded, failed: true}
+}
+
+// failureMessage is what a job's result says of a failed user: an application error's
+// own message, or a plain one that says nothing of the internals.
+func failureMessage(err error) string {
+	if turnover.ErrorCode(err) != turnover.EINTERNAL {
+		return turnover.ErrorMessage(err)
+	}
+	return "The reset of this extension stopped on an error. Retry the job's failed users."
+}
+
+// isTransient reports whether err may pass if the work is tried again.
+func isTransient(ctx context.Context, err error) bool {
+	if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	return retry.IsErrorRetryables(retry.DefaultRetryables).IsErrorRetryable(err) == aws.TrueTernary ||
+		retry.IsErrorThrottles(retry.DefaultThrottles).IsErrorThrottle(err) == aws.TrueTernary
+}
+
+// FinalizeInput names the job to close. MapFailed says the state machine gave up on some
+// of its batches.
+type FinalizeInput struct {
+	Domain    string `json:"domain"`
+	JobID     string `json:"jobId"`
+	MapFailed bool   `json:"mapFailed"`
+}
+
+// FinalizeOutput is the job's final status.
+type FinalizeOutput struct {
+	Status turnover.JobStatus `json:"status"`
+}
+
+// Finalize sets the job's final status from its counters in the table (never from the
+// Map's output, which stays empty whatever the job's size).
+func (s *Service) Finalize(ctx context.Context, in FinalizeInput) (FinalizeOutput, error) {
+	job, err := s.store.FinishJob(ctx, in.Domain, in.JobID, in.MapFailed)
+	if err != nil {
+		if isTransient(ctx, err) {
+			return FinalizeOutput{}, &TransientError{Err: err}
+		}
+		return FinalizeOutput{}, fmt.Errorf("finalize job %s: %w", in.JobID, err)
+	}
+	s.log.Info("job finished", "domain", in.Domain, "job", in.JobID, "status", job.Status,
+		"total", job.Total, "done", job.Done, "failed", job.Failed)
+	return FinalizeOutput{Status: job.Status}, nil
+}

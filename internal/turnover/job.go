@@ -1,0 +1,165 @@
+package turnover
+
+import "time"
+
+// ResetOptions are what the office manager picked to wipe. The always-applied part of a
+// reset (name, email, password, voicemail PIN, soft phones, directory entry) happens
+// whatever they say.
+type ResetOptions struct {
+	DeleteVoicemailMessages  bool `json:"deleteVoicemailMessages"`
+	DeleteVoicemailGreetings bool `json:"deleteVoicemailGreetings"`
+	DeleteAnsweringRules     bool `json:"deleteAnsweringRules"`
+	DeleteCustomContacts     bool `json:"deleteCustomContacts"`
+	UnassignPhoneNumbers     bool `json:"unassignPhoneNumbers"`
+	RemoveDeviceLines        bool `json:"removeDeviceLines"`
+	Recycle                  bool `json:"recycle"`
+}
+
+// JobStatus is where a reset job stands.
+type JobStatus string
+
+const (
+	JobRunning         JobStatus = "RUNNING"
+	JobSucceeded       JobStatus = "SUCCEEDED"
+	JobPartiallyFailed JobStatus = "PARTIALLY_FAILED"
+	JobFailed          JobStatus = "FAILED"
+)
+
+// Job is one reset request: its users run through the state machine in batches.
+// Done counts users reset, Failed users whose reset failed.
+type Job struct {
+	Domain     string
+	ID         string
+	Status     JobStatus
+	Options    ResetOptions
+	Total      int
+	Done       int
+	Failed     int
+	CreatedBy  string
+	CreatedAt  time.Time
+	FinishedAt time.Time
+}
+
+// Percent is how much of the job has run, from 0 to 100.
+func (j Job) Percent() int {
+	if j.Total == 0 {
+		return 100
+	}
+	return (j.Done + j.Failed) * 100 / j.Total
+}
+
+// Outcome is how one user's reset ended.
+type Outcome string
+
+const (
+	OutcomeSucceeded Outcome = "succeeded"
+	OutcomeFailed    Outcome = "failed"
+	// OutcomeRecyclePending: reset done; the extension waits for its new identity.
+	OutcomeRecyclePending Outcome = "recycle_pending"
+)
+
+// UserResult is the record of one user's reset within a job. Deleted counts what went,
+// by kind ("softPhones", "directoryEntries", "voicemailMessages", …). Error is a plain
+// message safe to show; it never holds personal data.
+type UserResult struct {
+	Extension string
+	Outcome   Outcome
+	Deleted   map[string]int
+	Error     string
+	At        time.Time
+}
+
+// ManifestLocation is where a job's manifest of batches lives in S3.
+type ManifestLocation struct {
+	Bucket string `json:"bucket"`
+	Key    string `json:"key"`
+}
+
+// Batch is one item of a job's manifest: the users one reset invocation works through.
+type Batch struct {
+	Users []string `json:"users"`
+}
+
+// ExecutionInput is the state machine's input: ids only, never people.
+type ExecutionInput struct {
+	Domain   string           `json:"domain"`
+	JobID    string           `json:"jobId"`
+	Options  ResetOptions     `json:"options"`
+	Manifest ManifestLocation `json:"manifest"`
+}
+
+// UserFilter narrows a listing of a domain's users. Cursor continues a listing where
+// the previous page stopped; it is opaque to callers.
+type UserFilter struct {
+	Status     Status
+	Department string
+	Limit      int
+	Cursor     string
+}
+
+// ResetPlan is what one user's reset will change: worked out from the user's data and
+// the job's options before anything is touched, so it can be shown (preview) and
+// applied the same way.
+type ResetPlan struct {
+	Domain    string
+	Extension string
+	// Remove are the user's items that go: soft phones always, the rest by option.
+	Voicemail []VoicemailMessage
+	Greetings []Greeting
+	Rules     []AnsweringRule
+	Contacts  []Contact
+	Devices   []Device
+	// Lines are desk phones that lose this user's line but stay in inventory.
+	Lines []Device
+	// Numbers are DIDs routed to the user that become available.
+	Numbers []string
+	// DefaultRule, when set, is put back after the user's rules are deleted.
+	DefaultRule *AnsweringRule
+	// Directory is the entry the user leaves the directory by, if they have a name.
+	Directory *DirectoryEntry
+	// AudioKeys are the S3 objects of deleted messages and greetings.
+	AudioKeys []string
+}
+
+// Counts says how much of each kind the plan deletes, keyed as the API shows it.
+func (p ResetPlan) Counts() map[string]int {
+	c := map[string]int{
+		"voicemailMessages":  len(p.Voicemail),
+		"voicemailGreetings": len(p.Greetings),
+		"answeringRules":     len(p.Rules),
+		"customContacts":     len(p.Contacts),
+		"phoneNumbers":       len(p.Numbers),
+		"deviceLines":        len(p.Lines),
+		"audioObjects":       len(p.AudioKeys),
+	}
+	soft, mobile := 0, 0
+	for _, d := range p.Devices {
+		switch d.Kind {
+		case DeviceSoftPhone:
+			soft++
+		case DeviceMobileApp:
+			mobile++
+		}
+	}
+	c["softPhones"] = soft
+	c["mobileAppPhones"] = mobile
+	c["directoryEntries"] = 0
+	if p.Directory != nil {
+		c["directoryEntries"] = 1
+	}
+	return c
+}
+
+// FinalStatus is how a job ends, from its counters: SUCCEEDED when every user was reset,
+// FAILED when none was, PARTIALLY_FAILED in between. mapFailed says the state machine
+// gave up on some batches, so users may not have been reached at all.
+func FinalStatus(total, done, failed int, mapFailed bool) JobStatus {
+	switch {
+	case done == 0 && total > 0:
+		return JobFailed
+	case !mapFailed && failed == 0 && done >= total:
+		return JobSucceeded
+	default:
+		return JobPartiallyFailed
+	}
+}
