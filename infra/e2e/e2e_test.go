@@ -192,7 +192,9 @@ func TestAnotherDomainsTokenChangesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	other := token(t, "serenityvalley", "office_manager")
-	var e struct{ Error struct{ Code, Message string } }
+	var e struct {
+		Error struct{ Code, Message string }
+	}
 	if status := do(t, other, "POST", "/v1/domains/niftywidgets/resets", map[string]any{"users": []string{"1002"}, "options": map[string]any{}, "confirm": true}, &e); status != 403 || e.Error.Code != "forbidden" {
 		t.Fatalf("reset with another domain's token: %d %+v, want 403 forbidden", status, e)
 	}

@@ -274,24 +274,17 @@ func (s *Store) record(ctx context.Context, domain, jobID string, res turnover.U
 
 // ListNumbers returns a domain's phone number inventory in number order.
 func (s *Store) ListNumbers(ctx context.Context, domain string) ([]turnover.PhoneNumber, error) {
-	p := dynamodb.NewQueryPaginator(s.db, &dynamodb.QueryInput{
+	items, err := queryAll[numberItem](ctx, s.db, &dynamodb.QueryInput{
 		TableName:                 &s.table,
 		KeyConditionExpression:    aws.String("pk = :pk"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(numPK(domain))},
 	})
-	var numbers []turnover.PhoneNumber
-	for p.HasMorePages() {
-		out, err := p.NextPage(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("list numbers of %s: %w", domain, err)
-		}
-		var items []numberItem
-		if err := attributevalue.UnmarshalListOfMaps(out.Items, &items); err != nil {
-			return nil, fmt.Errorf("decode numbers: %w", err)
-		}
-		for _, n := range items {
-			numbers = append(numbers, turnover.PhoneNumber{Number: n.Number, Extension: n.Extension})
-		}
+	if err != nil {
+		return nil, fmt.Errorf("list numbers of %s: %w", domain, err)
+	}
+	numbers := make([]turnover.PhoneNumber, len(items))
+	for i, n := range items {
+		numbers[i] = turnover.PhoneNumber{Number: n.Number, Extension: n.Extension}
 	}
 	return numbers, nil
 }

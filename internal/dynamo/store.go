@@ -280,22 +280,33 @@ func (s *Store) LookupDirectory(ctx context.Context, domain, digits string) ([]t
 			":pk": str(dirPK(domain)), ":digits": str(digits),
 		},
 	}
-	var entries []turnover.DirectoryEntry
-	p := dynamodb.NewQueryPaginator(s.db, in)
+	items, err := queryAll[directoryItem](ctx, s.db, in)
+	if err != nil {
+		return nil, fmt.Errorf("look up directory of %s: %w", domain, err)
+	}
+	entries := make([]turnover.DirectoryEntry, len(items))
+	for i, it := range items {
+		entries[i] = turnover.DirectoryEntry{Extension: it.Extension, FirstName: it.FirstName, LastName: it.LastName}
+	}
+	return entries, nil
+}
+
+// queryAll reads every page of a query and decodes its items.
+func queryAll[T any](ctx context.Context, db dynamodb.QueryAPIClient, in *dynamodb.QueryInput) ([]T, error) {
+	var all []T
+	p := dynamodb.NewQueryPaginator(db, in)
 	for p.HasMorePages() {
 		out, err := p.NextPage(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("look up directory of %s: %w", domain, err)
+			return nil, err
 		}
-		var items []directoryItem
+		var items []T
 		if err := attributevalue.UnmarshalListOfMaps(out.Items, &items); err != nil {
-			return nil, fmt.Errorf("decode directory: %w", err)
+			return nil, fmt.Errorf("decode items: %w", err)
 		}
-		for _, it := range items {
-			entries = append(entries, turnover.DirectoryEntry{Extension: it.Extension, FirstName: it.FirstName, LastName: it.LastName})
-		}
+		all = append(all, items...)
 	}
-	return entries, nil
+	return all, nil
 }
 
 // maxAttempts bounds retries of unprocessed batch items.

@@ -1,0 +1,206 @@
+// Command local runs turnover on this machine: the local stack (moto, the AWS front
+// door and the HTTP API) in the foreground, dev tokens for its API, and the state
+// machine definitions with their substitutions resolved.
+//
+//	local [dev]        run the local stack until Ctrl-C
+//	local token        print a dev JWT for the local HTTP API
+//	local render-asl   write each state machine's resolved definition
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"turnover/infra/localstack"
+	"turnover/internal/app"
+	"turnover/internal/demo"
+)
+
+const defaultKeyFile = ".local/jwt-key.pem"
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "local:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
+	cmd := "dev"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "dev":
+		return dev(args, stdout, stderr)
+	case "token":
+		return token(args, stdout, stderr)
+	case "render-asl":
+		return renderASL(args, stdout, stderr)
+	}
+	fmt.Fprintln(stderr, "usage: local [dev|token|render-asl] [flags]")
+	return fmt.Errorf("unknown command %q", cmd)
+}
+
+// keyFile is the dev signing key: the flag's value, else .local/jwt-key.pem under dir.
+func keyFile(flagValue, dir string) string {
+	if flagValue != "" {
+		return flagValue
+	}
+	return filepath.Join(dir, defaultKeyFile)
+}
+
+func dev(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	awsAddr := fs.String("aws-addr", "127.0.0.1:4566", "address of the AWS front door (`host:port`; the host must be an IP)")
+	apiAddr := fs.String("api-addr", "127.0.0.1:3000", "address of the HTTP API (`host:port`)")
+	dir := fs.String("dir", ".", "repository root holding template.yaml")
+	key := fs.String("key", "", "PEM RSA key that signs dev tokens, made if missing (default <dir>/"+defaultKeyFile+")")
+	verbose := fs.Bool("v", false, "log every AWS call and moto's output")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	level := slog.LevelInfo
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	s, err := localstack.Start(ctx, localstack.Options{
+		Dir:           *dir,
+		FrontDoorAddr: *awsAddr,
+		APIAddr:       *apiAddr,
+		KeyFile:       keyFile(*key, *dir),
+		Functions:     app.Functions,
+		Logger:        log,
+		// The demo domain (niftywidgets) from internal/demo.
+		Seed: func(ctx context.Context, cfg aws.Config, res localstack.Resources) error {
+			return demo.Seed(ctx, cfg, res.Tables["Table"], res.Buckets["Bucket"])
+		},
+	})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+
+	fmt.Fprintf(stdout, `
+turnover local stack
+  HTTP API     %s   (GET /healthz; routes from template.yaml)
+  AWS endpoint %s   (AWS_ENDPOINT_URL; calls counted at /_local/calls)
+  state machine %s
+  table %s, bucket %s
+
+  token:  make token   (or: go run ./infra/local token -domain niftywidgets)
+  try:    curl -H "Authorization: Bearer $(make -s token)" %s/v1/domains/niftywidgets/users
+
+Ctrl-C stops everything.
+`, s.APIURL, s.FrontDoorURL, s.Resources.StateMachines["ResetStateMachine"],
+		s.Resources.Tables["Table"], s.Resources.Buckets["Bucket"], s.APIURL)
+
+	<-ctx.Done()
+	stop() // a second Ctrl-C ends the process at once
+	log.Info("stopping")
+	if err := s.Close(); err != nil {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}
+
+func token(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("token", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dir := fs.String("dir", ".", "repository root holding template.yaml")
+	key := fs.String("key", "", "PEM RSA key that signs dev tokens, made if missing (default <dir>/"+defaultKeyFile+")")
+	domain := fs.String("domain", localstack.DefaultDomain, "domain claim")
+	scope := fs.String("scope", localstack.DefaultScope, "scope claim")
+	sub := fs.String("sub", "", "subject claim (default 1003@<domain>)")
+	domains := fs.String("domains", "", "comma-separated domains claim, for resellers")
+	ttl := fs.Duration("ttl", localstack.DefaultTokenTTL, "lifetime of the token")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	a, err := localstack.DefaultJWTAuthorizer(*dir, nil)
+	if err != nil {
+		return err
+	}
+	c := localstack.TokenClaims{Subject: *sub, Domain: *domain, Scope: *scope, TTL: *ttl}
+	if *domains != "" {
+		c.Domains = strings.Split(*domains, ",")
+	}
+	if *ttl <= 0 {
+		return errors.New("-ttl must be positive")
+	}
+	tok, err := localstack.SignToken(keyFile(*key, *dir), a, c)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(stdout, tok)
+	return err
+}
+
+// params is a repeatable -param Name=Value flag.
+type params map[string]string
+
+func (p params) String() string { return "" }
+
+func (p params) Set(v string) error {
+	k, val, ok := strings.Cut(v, "=")
+	if !ok || k == "" {
+		return fmt.Errorf("want Name=Value, not %q", v)
+	}
+	p[k] = val
+	return nil
+}
+
+func renderASL(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("render-asl", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dir := fs.String("dir", ".", "repository root holding template.yaml")
+	out := fs.String("o", "", "write each definition to `DIR`/<file name of DefinitionUri> (default: print them)")
+	p := params{}
+	fs.Var(p, "param", "template parameter override `Name=Value` (repeatable); default: the template's defaults, as deployed")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	defs, err := localstack.RenderDefinitions(*dir, p)
+	if err != nil {
+		return err
+	}
+	if *out == "" {
+		for _, d := range defs {
+			if _, err := fmt.Fprintf(stdout, "%s\n", strings.TrimRight(string(d.JSON), "\n")); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := os.MkdirAll(*out, 0o755); err != nil {
+		return err
+	}
+	for _, d := range defs {
+		path := filepath.Join(*out, d.File)
+		if err := os.WriteFile(path, d.JSON, 0o644); err != nil {
+			return err
+		}
+		fmt.Fprintln(stderr, "wrote", path)
+	}
+	return nil
+}

@@ -1,0 +1,202 @@
+package localstack
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+const installHint = `install it with: pip install "moto[server]"`
+
+// moto is the moto server child process.
+type moto struct {
+	cmd  *exec.Cmd
+	url  string
+	log  *slog.Logger
+	done chan struct{} // closed when the process has exited
+	err  error         // exit status, set before done closes
+
+	mu   sync.Mutex
+	tail []string // last lines of its output
+
+	stopOnce sync.Once
+}
+
+// motoBootstrap runs moto.server's main (what "python3 -m moto.server" runs) and, beside
+// the server's start, readies moto 5.2's Step Functions engine:
+//
+//   - The engine imports moto.batch.utils for one enum; importing it the usual way runs
+//     moto.batch's package, which loads EC2 and its region tables: a second of CPU on
+//     every start for a service turnover does not use. utils is loaded on its own.
+//   - StartExecution deep-copies the state machine, and with it the whole backend;
+//     once any execution has run, the copy meets a thread lock and every later
+//     StartExecution fails with a 500. The engine needs only a shallow copy.
+//   - StartExecution without a name names the execution "None" rather than a UUID, so
+//     a second unnamed execution of a state machine fails with ExecutionAlreadyExists.
+//
+// A moto whose insides differ starts as it is, with a line on stderr.
+const motoBootstrap = `
+import sys, threading
+
+def light_batch_utils():
+    import importlib, os, types, moto
+    if "moto.batch" in sys.modules:
+        return
+    pkg = types.ModuleType("moto.batch")
+    pkg.__path__ = [os.path.join(os.path.dirname(moto.__file__), "batch")]
+    sys.modules["moto.batch"] = pkg
+    try:
+        importlib.import_module("moto.batch.utils")
+    finally:
+        del sys.modules["moto.batch"]
+
+def ready_stepfunctions():
+    try:
+        light_batch_utils()
+    except Exception as e:
+        print("local stack: moto.batch.utils loads the usual way:", repr(e), file=sys.stderr)
+    try:
+        import copy, uuid
+        from moto.stepfunctions import models
+        from moto.stepfunctions.parser import models as parser
+        models.StateMachine.__deepcopy__ = lambda self, memo: copy.copy(self)
+        start = parser.StepFunctionsParserBackend.start_execution
+        def start_execution(self, state_machine_arn, name=None, *args, **kwargs):
+            return start(self, state_machine_arn, name or str(uuid.uuid4()), *args, **kwargs)
+        parser.StepFunctionsParserBackend.start_execution = start_execution
+    except Exception as e:
+        print("local stack: Step Functions engine left as it is:", repr(e), file=sys.stderr)
+
+from moto.server import main
+threading.Thread(target=ready_stepfunctions, daemon=True).start()
+main(sys.argv[1:])
+`
+
+// startMoto starts moto's server on port in its own process group. frontDoorPort
+// becomes MOTO_PORT, so moto's Step Functions engine calls Lambda and S3 through the
+// front door. It returns at once; use ready to wait for it.
+func startMoto(python string, port, frontDoorPort int, log *slog.Logger) (*moto, error) {
+	cmd := exec.Command(python, "-c", motoBootstrap, "-H", "127.0.0.1", "-p", strconv.Itoa(port))
+	cmd.Env = append(os.Environ(),
+		"MOTO_PORT="+strconv.Itoa(frontDoorPort),
+		"PYTHONUNBUFFERED=1",
+		"NO_PROXY=localhost,127.0.0.1",
+		"no_proxy=localhost,127.0.0.1",
+	)
+	// Its own group, so that stopping it stops everything it started; and killed with
+	// us if this process dies without cleaning up.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start moto: %w", err)
+	}
+	m := &moto{cmd: cmd, url: "http://127.0.0.1:" + strconv.Itoa(port), log: log, done: make(chan struct{})}
+	go m.drain(out)
+	return m, nil
+}
+
+func (m *moto) drain(out io.Reader) {
+	sc := bufio.NewScanner(out)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		m.mu.Lock()
+		m.tail = append(m.tail, line)
+		if len(m.tail) > 30 {
+			m.tail = m.tail[len(m.tail)-30:]
+		}
+		m.mu.Unlock()
+		m.log.Debug("moto", "out", line)
+	}
+	_, _ = io.Copy(io.Discard, out)
+	m.err = m.cmd.Wait()
+	close(m.done)
+}
+
+func (m *moto) output() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return strings.Join(m.tail, "\n")
+}
+
+// ready waits until moto answers, then turns on state machine execution.
+func (m *moto) ready(ctx context.Context) error {
+	client := &http.Client{Timeout: 2 * time.Second}
+	tick := time.NewTicker(15 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, m.url+"/moto-api/config",
+			strings.NewReader(`{"stepfunctions":{"execute_state_machine":true}}`))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode/100 == 2 {
+				return nil
+			}
+			return fmt.Errorf("moto: configure state machine execution: %s", resp.Status)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("moto did not start: %w", ctx.Err())
+		case <-m.done:
+			return m.exitError()
+		case <-tick.C:
+		}
+	}
+}
+
+func (m *moto) exitError() error {
+	out := m.output()
+	// Tell a missing install from a crash.
+	if check := exec.Command(m.cmd.Path, "-c", "import moto.server"); check.Run() != nil {
+		return fmt.Errorf("moto is not installed for %s (%s)\n%s", m.cmd.Path, installHint, out)
+	}
+	return fmt.Errorf("moto exited before it was ready (%v):\n%s", m.err, out)
+}
+
+// stop ends moto's whole process group and returns once moto has been reaped. moto
+// keeps everything in memory, so there is nothing to save: SIGKILL spares the second
+// a Python interpreter with every moto backend loaded takes to tear itself down.
+func (m *moto) stop() {
+	m.stopOnce.Do(func() {
+		_ = syscall.Kill(-m.cmd.Process.Pid, syscall.SIGKILL)
+		<-m.done
+	})
+}
+
+// findPython returns the path of python3, or an error saying how to get moto.
+func findPython() (string, error) {
+	p, err := exec.LookPath("python3")
+	if err != nil {
+		return "", errors.New("python3 is not on PATH; the local stack runs moto on it (" + installHint + ")")
+	}
+	return p, nil
+}
+
+// freePort asks the kernel for a free loopback port.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
