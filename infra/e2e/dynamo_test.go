@@ -75,15 +75,22 @@ func TestApplyResetRecordsOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	plan := reset.Plan(data, turnover.ResetOptions{DeleteCustomContacts: true})
-	res := turnover.UserResult{Extension: "2000", Outcome: turnover.OutcomeSucceeded, Deleted: plan.Counts(), At: time.Now()}
+	opts := turnover.ResetOptions{DeleteCustomContacts: true}
+	plan := reset.Plan(data, opts)
+	res := turnover.UserResult{Extension: "2000", Outcome: turnover.OutcomeReset, Deleted: plan.Counts(opts), At: time.Now()}
 	for i, want := range []bool{true, false} {
-		recorded, err := store().ApplyReset(ctx, "job-a", plan, res)
+		if err := store().AcquireLock(ctx, domain, "2000", "job-a", time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		if err := store().DeleteUserItems(ctx, plan); err != nil {
+			t.Fatal(err)
+		}
+		recorded, err := store().CommitReset(ctx, "job-a", plan, res)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if recorded != want {
-			t.Errorf("apply #%d recorded = %v, want %v", i+1, recorded, want)
+			t.Errorf("commit #%d recorded = %v, want %v", i+1, recorded, want)
 		}
 	}
 	after, resetJob, err := store().LoadUserData(ctx, domain, "2000")
@@ -125,5 +132,46 @@ func TestGetUsersBeyondOneBatch(t *testing.T) {
 	}
 	if len(got) != 3 {
 		t.Errorf("GetUsers found %d users, want the 3 that exist", len(got))
+	}
+}
+
+func TestLockLetsOneJobIn(t *testing.T) {
+	ctx := context.Background()
+	const domain = "locktest"
+	seedDomain(t, domain, 1)
+	errs := make(chan error, 2)
+	for _, job := range []string{"job-x", "job-y"} {
+		go func() { errs <- store().AcquireLock(ctx, domain, "2000", job, time.Minute) }()
+	}
+	var won, lost int
+	for range 2 {
+		switch err := <-errs; {
+		case err == nil:
+			won++
+		case turnover.ErrorCode(err) == turnover.ECONFLICT:
+			lost++
+		default:
+			t.Fatal(err)
+		}
+	}
+	if won != 1 || lost != 1 {
+		t.Fatalf("%d jobs got the lock and %d were refused; want one each", won, lost)
+	}
+	// The holder may take it again (a retried batch); after release anyone may.
+	for _, job := range []string{"job-x", "job-y"} {
+		if store().AcquireLock(ctx, domain, "2000", job, time.Minute) == nil {
+			if err := store().ReleaseLock(ctx, domain, "2000", job); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := store().AcquireLock(ctx, domain, "2000", "job-z", time.Minute); err != nil {
+		t.Errorf("after release: %v", err)
+	}
+	// An expired lock does not keep the user locked.
+	if err := store().AcquireLock(ctx, domain, "2001", "job-old", -time.Minute); err == nil {
+		if err := store().AcquireLock(ctx, domain, "2001", "job-new", time.Minute); err != nil {
+			t.Errorf("an expired lock held the user: %v", err)
+		}
 	}
 }

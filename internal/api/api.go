@@ -18,6 +18,7 @@ type Users interface {
 	ListUsers(ctx context.Context, domain string, f turnover.UserFilter) ([]turnover.User, string, error)
 	GetUser(ctx context.Context, domain, ext string) (turnover.User, error)
 	GetUsers(ctx context.Context, domain string, exts []string) (map[string]turnover.User, error)
+	LoadUserData(ctx context.Context, domain, ext string) (turnover.UserData, string, error)
 	LookupDirectory(ctx context.Context, domain, digits string) ([]turnover.DirectoryEntry, error)
 	ListNumbers(ctx context.Context, domain string) ([]turnover.PhoneNumber, error)
 }
@@ -26,11 +27,14 @@ type Users interface {
 type Jobs interface {
 	CreateJob(ctx context.Context, j turnover.Job) error
 	GetJob(ctx context.Context, domain, jobID string) (turnover.Job, []turnover.UserResult, error)
+	PutRecycleRows(ctx context.Context, domain, jobID string, rows []turnover.NewIdentity) error
+	RunningJobs(ctx context.Context, domain string) ([]string, error)
 }
 
 // Manifests stores a job's users in batches for the state machine to read.
 type Manifests interface {
 	PutManifest(ctx context.Context, domain, jobID string, batches []turnover.Batch) (turnover.ManifestLocation, error)
+	GetManifest(ctx context.Context, domain, jobID string) ([]turnover.Batch, error)
 }
 
 // Executions starts a job's state machine execution; starting one twice is a no-op.
@@ -76,6 +80,7 @@ func (s *Server) Handler() http.Handler {
 	domain("GET /v1/domains/{domain}/users", s.listUsers)
 	domain("GET /v1/domains/{domain}/users/{ext}", s.getUser)
 	domain("POST /v1/domains/{domain}/resets", s.startReset)
+	domain("POST /v1/domains/{domain}/resets:preview", s.previewReset)
 	domain("GET /v1/domains/{domain}/resets/{jobId}", s.getReset)
 	domain("GET /v1/domains/{domain}/directory", s.lookupDirectory)
 	domain("GET /v1/domains/{domain}/numbers", s.listNumbers)

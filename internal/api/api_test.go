@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -18,6 +19,7 @@ import (
 	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
 
 	"turnover/internal/api"
+	"turnover/internal/demo"
 	"turnover/internal/turnover"
 )
 
@@ -28,13 +30,15 @@ type fake struct {
 	jobs       map[string]turnover.Job
 	results    map[string][]turnover.UserResult
 	manifests  map[string][]turnover.Batch
+	recycle    map[string][]turnover.NewIdentity
+	running    []string
 	executions []turnover.ExecutionInput
 	calls      int
 	fail       error
 }
 
 func newFake() *fake {
-	f := &fake{users: map[string]turnover.User{}, jobs: map[string]turnover.Job{}, results: map[string][]turnover.UserResult{}, manifests: map[string][]turnover.Batch{}}
+	f := &fake{users: map[string]turnover.User{}, jobs: map[string]turnover.Job{}, results: map[string][]turnover.UserResult{}, manifests: map[string][]turnover.Batch{}, recycle: map[string][]turnover.NewIdentity{}}
 	for _, u := range []turnover.User{
 		{Domain: "niftywidgets", Extension: "1002", FirstName: "Kaylee", LastName: "Frye", Email: "kaylee@example.com", Scope: turnover.ScopeBasicUser, Status: turnover.StatusActive},
 		{Domain: "niftywidgets", Extension: "1003", FirstName: "Jayne", LastName: "Cobb", Scope: turnover.ScopeOfficeManager, Status: turnover.StatusPasswordRequired},
@@ -88,6 +92,34 @@ func (f *fake) GetUsers(_ context.Context, domain string, exts []string) (map[st
 		}
 	}
 	return out, nil
+}
+
+func (f *fake) LoadUserData(_ context.Context, domain, ext string) (turnover.UserData, string, error) {
+	if err := f.touch(); err != nil {
+		return turnover.UserData{}, "", err
+	}
+	u, ok := f.users[domain+"/"+ext]
+	if !ok {
+		return turnover.UserData{}, "", turnover.Errorf(turnover.ENOTFOUND, "no %s", ext)
+	}
+	d := demo.Users()[0]
+	d.User = u
+	return d, "", nil
+}
+
+func (f *fake) PutRecycleRows(_ context.Context, domain, jobID string, rows []turnover.NewIdentity) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.recycle[domain+"/"+jobID] = rows
+	return nil
+}
+
+func (f *fake) RunningJobs(context.Context, string) ([]string, error) { return f.running, f.touch() }
+
+func (f *fake) GetManifest(_ context.Context, domain, jobID string) ([]turnover.Batch, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.manifests[domain+"/"+jobID], nil
 }
 
 func (f *fake) LookupDirectory(context.Context, string, string) ([]turnover.DirectoryEntry, error) {
@@ -297,8 +329,13 @@ func TestStartResetRefusals(t *testing.T) {
 		status     int
 		code       string
 	}{
-		{"not confirmed", `{"users":["1009"],"options":{}}`, 400, "invalid_request"},
-		{"confirm false", `{"users":["1009"],"confirm":false}`, 400, "invalid_request"},
+		{"not confirmed", `{"users":["1009"],"options":{}}`, 422, "unprocessable"},
+		{"confirm false", `{"users":["1009"],"confirm":false}`, 422, "unprocessable"},
+		{"recycle row without option", `{"users":["1009"],"recycle":[{"extension":"1009","firstName":"Ann","lastName":"Lee","email":"ann@example.com"}],"confirm":true}`, 422, "unprocessable"},
+		{"recycle row for another user", `{"users":["1009"],"options":{"recycle":true},"recycle":[{"extension":"1002","firstName":"Ann","lastName":"Lee","email":"ann@example.com"}],"confirm":true}`, 422, "unprocessable"},
+		{"recycle row bad email", `{"users":["1009"],"options":{"recycle":true},"recycle":[{"extension":"1009","firstName":"Ann","lastName":"Lee","email":"ann"}],"confirm":true}`, 400, "invalid_request"},
+		{"recycle row twice", `{"users":["1009"],"options":{"recycle":true},"recycle":[{"extension":"1009","firstName":"Ann","lastName":"Lee","email":"ann@example.com"},{"extension":"1009","firstName":"Bo","lastName":"Lee","email":"bo@example.com"}],"confirm":true}`, 400, "invalid_request"},
+		{"recycle row unknown field", `{"users":["1009"],"options":{"recycle":true},"recycle":[{"extension":"1009","firstName":"Ann","lastName":"Lee","email":"ann@example.com","status":"active"}],"confirm":true}`, 400, "invalid_request"},
 		{"no users", `{"users":[],"confirm":true}`, 400, "invalid_request"},
 		{"unknown field", `{"users":["1009"],"confirm":true,"status":"active"}`, 400, "invalid_request"},
 		{"unknown option", `{"users":["1009"],"options":{"wipeEverything":true},"confirm":true}`, 400, "invalid_request"},
@@ -319,8 +356,8 @@ func TestStartResetRefusals(t *testing.T) {
 			if status != tt.status || errorCode(t, body) != tt.code {
 				t.Fatalf("got %d %v, want %d %s", status, body, tt.status, tt.code)
 			}
-			if len(f.jobs)+len(f.executions)+len(f.manifests) != 0 {
-				t.Errorf("refused request wrote a job, manifest or execution")
+			if len(f.jobs)+len(f.executions)+len(f.manifests)+len(f.recycle) != 0 {
+				t.Errorf("refused request wrote a job, manifest, identity or execution")
 			}
 		})
 	}
@@ -329,17 +366,23 @@ func TestStartResetRefusals(t *testing.T) {
 func TestGetReset(t *testing.T) {
 	f := newFake()
 	f.jobs["niftywidgets/j9"] = turnover.Job{Domain: "niftywidgets", ID: "j9", Status: turnover.JobRunning, Total: 4, Done: 1, Failed: 1}
+	f.manifests["niftywidgets/j9"] = []turnover.Batch{{Users: []string{"1009", "1002"}}, {Users: []string{"1001", "1005"}}}
 	f.results["niftywidgets/j9"] = []turnover.UserResult{
-		{Extension: "1002", Outcome: turnover.OutcomeSucceeded, Deleted: map[string]int{"softPhones": 1}},
+		{Extension: "1002", Outcome: turnover.OutcomeReset, Deleted: map[string]int{"voicemailMessages": 5}},
 		{Extension: "1009", Outcome: turnover.OutcomeFailed, Error: "stopped"},
 	}
 	status, body := call(t, f, "GET", "/v1/domains/niftywidgets/resets/j9", "", manager("niftywidgets"))
 	if status != 200 || body["percent"] != 50.0 || body["status"] != "RUNNING" {
 		t.Fatalf("status %d body %v", status, body)
 	}
-	users := body["users"].([]any)
-	if len(users) != 2 || users[1].(map[string]any)["error"] != "stopped" || users[0].(map[string]any)["error"] != nil {
-		t.Errorf("users = %v", users)
+	var got []string
+	for _, u := range body["users"].([]any) {
+		u := u.(map[string]any)
+		got = append(got, fmt.Sprint(u["extension"], " ", u["status"], " ", u["error"], " ", u["deleted"]))
+	}
+	want := []string{"1009 failed stopped map[]", "1002 reset <nil> map[voicemailMessages:5]", "1001 pending <nil> map[]", "1005 pending <nil> map[]"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("users =\n%v\nwant\n%v", got, want)
 	}
 	status, _ = call(t, f, "GET", "/v1/domains/other/resets/j9", "", manager("other"))
 	if status != 404 {
@@ -374,5 +417,65 @@ func TestNumbers(t *testing.T) {
 	n := body["numbers"].([]any)
 	if n[0].(map[string]any)["status"] != "assigned" || n[1].(map[string]any)["status"] != "available" || n[1].(map[string]any)["extension"] != nil {
 		t.Errorf("numbers = %v", n)
+	}
+}
+
+func TestStartResetWithRecycleRows(t *testing.T) {
+	f := newFake()
+	status, body := call(t, f, "POST", "/v1/domains/niftywidgets/resets",
+		`{"users":["1009","1002"],"options":{"recycle":true},"recycle":[{"extension":"1009","firstName":"Ann","lastName":"Lee","email":"ann.lee@example.com","department":"Sales","sendWelcomeEmail":false}],"confirm":true}`,
+		manager("niftywidgets"))
+	if status != 202 {
+		t.Fatalf("status %d body %v", status, body)
+	}
+	rows := f.recycle["niftywidgets/job1"]
+	if len(rows) != 1 || rows[0].Extension != "1009" || rows[0].LastName != "Lee" || rows[0].Email != "ann.lee@example.com" {
+		t.Errorf("stored rows = %+v", rows)
+	}
+	in, _ := json.Marshal(f.executions[0])
+	if bytes.Contains(in, []byte("Ann")) || bytes.Contains(in, []byte("ann.lee")) {
+		t.Errorf("the new identity leaked into the execution input: %s", in)
+	}
+	users := body["users"].([]any)
+	if len(users) != 2 || users[0].(map[string]any)["status"] != "pending" {
+		t.Errorf("a new job's users = %v, want both pending", users)
+	}
+}
+
+func TestPreview(t *testing.T) {
+	f := newFake()
+	f.running = []string{"busy"}
+	f.manifests["niftywidgets/busy"] = []turnover.Batch{{Users: []string{"1002"}}}
+	status, body := call(t, f, "POST", "/v1/domains/niftywidgets/resets:preview",
+		`{"users":["1009","1002","1003","4242"],"options":{"deleteVoicemailMessages":true,"removeDeviceLines":true}}`, manager("niftywidgets"))
+	if status != 200 {
+		t.Fatalf("status %d body %v", status, body)
+	}
+	users := body["users"].([]any)
+	byExt := map[string]map[string]any{}
+	for _, u := range users {
+		byExt[u.(map[string]any)["extension"].(string)] = u.(map[string]any)
+	}
+	mal := byExt["1009"]
+	if mal["found"] != true || fmt.Sprint(mal["willDelete"]) != "map[deviceLines:3 voicemailMessages:5]" || len(mal["warnings"].([]any)) != 0 {
+		t.Errorf("1009 = %v", mal)
+	}
+	if fmt.Sprint(mal["alwaysRemoved"]) != "[name email password voicemailPin softPhones]" {
+		t.Errorf("alwaysRemoved = %v", mal["alwaysRemoved"])
+	}
+	for ext, want := range map[string]string{"1002": "still running", "1003": "your own extension", "4242": "does not exist"} {
+		if w := fmt.Sprint(byExt[ext]["warnings"]); !strings.Contains(w, want) {
+			t.Errorf("%s warnings = %s, want %q", ext, w, want)
+		}
+	}
+	if byExt["4242"]["found"] != false {
+		t.Errorf("4242 found = %v", byExt["4242"]["found"])
+	}
+	totals := body["totals"].(map[string]any)
+	if totals["users"] != 4.0 || totals["found"] != 3.0 || totals["voicemailMessages"] != 15.0 {
+		t.Errorf("totals = %v", totals)
+	}
+	if len(f.jobs)+len(f.executions) != 0 {
+		t.Errorf("a preview started a job")
 	}
 }

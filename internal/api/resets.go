@@ -31,6 +31,13 @@ type recycleRow struct {
 	SendWelcomeEmail bool   `json:"sendWelcomeEmail"`
 }
 
+func (r recycleRow) identity() turnover.NewIdentity {
+	return turnover.NewIdentity{
+		Extension: r.Extension, FirstName: r.FirstName, LastName: r.LastName, Email: r.Email,
+		Department: r.Department, SendWelcomeEmail: r.SendWelcomeEmail,
+	}
+}
+
 type resultJSON struct {
 	Extension string         `json:"extension"`
 	Status    string         `json:"status"`
@@ -51,38 +58,64 @@ type jobJSON struct {
 	Users      []resultJSON          `json:"users"`
 }
 
-func newJobJSON(j turnover.Job, results []turnover.UserResult) jobJSON {
+// newJobJSON shows a job with one row per user, in the order the request named them:
+// the user's result, or pending while the job has not reached them.
+func newJobJSON(j turnover.Job, users []string, results []turnover.UserResult) jobJSON {
 	body := jobJSON{
 		JobID: j.ID, Status: string(j.Status), Total: j.Total, Done: j.Done, Failed: j.Failed,
-		Percent: j.Percent(), Options: j.Options, CreatedAt: j.CreatedAt, Users: make([]resultJSON, len(results)),
+		Percent: j.Percent(), Options: j.Options, CreatedAt: j.CreatedAt, Users: []resultJSON{},
 	}
 	if !j.FinishedAt.IsZero() {
 		t := j.FinishedAt
 		body.FinishedAt = &t
 	}
-	for i, r := range results {
-		body.Users[i] = resultJSON{Extension: r.Extension, Status: string(r.Outcome), Deleted: r.Deleted}
-		if body.Users[i].Deleted == nil {
-			body.Users[i].Deleted = map[string]int{}
+	byExt := make(map[string]turnover.UserResult, len(results))
+	for _, r := range results {
+		byExt[r.Extension] = r
+	}
+	row := func(r turnover.UserResult) resultJSON {
+		out := resultJSON{Extension: r.Extension, Status: string(r.Outcome), Deleted: r.Deleted}
+		if out.Deleted == nil {
+			out.Deleted = map[string]int{}
 		}
 		if r.Error != "" {
 			e := r.Error
-			body.Users[i].Error = &e
+			out.Error = &e
+		}
+		return out
+	}
+	for _, ext := range users {
+		r, ok := byExt[ext]
+		if !ok {
+			r = turnover.UserResult{Extension: ext, Outcome: turnover.OutcomePending}
+		}
+		delete(byExt, ext)
+		body.Users = append(body.Users, row(r))
+	}
+	for _, r := range results { // results of users the manifest no longer lists
+		if _, ok := byExt[r.Extension]; ok {
+			body.Users = append(body.Users, row(r))
 		}
 	}
 	return body
 }
 
-// startReset turns a confirmed reset request into a job: the job item, its manifest of
-// batches in S3, then the execution named after the job. Nothing is written until the
-// whole request has been checked.
+// startReset turns a confirmed reset request into a job: the job item, the new
+// identities of recycled extensions, its manifest of batches in S3, then the execution
+// named after the job. Nothing is written until the whole request has been checked.
 func (s *Server) startReset(w http.ResponseWriter, r *http.Request, id turnover.Identity) error {
 	domain := r.PathValue("domain")
-	var req resetRequest
-	if err := decode(w, r, &req); err != nil {
+	req, err := readResetRequest(w, r)
+	if err != nil {
 		return err
 	}
-	if err := s.checkReset(r, domain, id, req); err != nil {
+	if !req.Confirm {
+		return turnover.Errorf(turnover.EUNPROCESSABLE, "A reset cannot be undone: look at POST /v1/domains/%s/resets:preview first, then send the same request with \"confirm\": true.", domain)
+	}
+	if own, ok := ownExtension(id, domain); ok && slices.Contains(req.Users, own) {
+		return turnover.Errorf(turnover.EUNPROCESSABLE, "You cannot reset your own extension %s.", own)
+	}
+	if err := s.checkUsersExist(r, domain, req.Users); err != nil {
 		return err
 	}
 	job := turnover.Job{
@@ -91,6 +124,15 @@ func (s *Server) startReset(w http.ResponseWriter, r *http.Request, id turnover.
 	}
 	if err := s.Jobs.CreateJob(r.Context(), job); err != nil {
 		return err
+	}
+	if len(req.Recycle) > 0 {
+		rows := make([]turnover.NewIdentity, len(req.Recycle))
+		for i, row := range req.Recycle {
+			rows[i] = row.identity()
+		}
+		if err := s.Jobs.PutRecycleRows(r.Context(), domain, job.ID, rows); err != nil {
+			return err
+		}
 	}
 	manifest, err := s.Manifests.PutManifest(r.Context(), domain, job.ID, batches(req.Users, s.BatchSize))
 	if err != nil {
@@ -102,16 +144,22 @@ func (s *Server) startReset(w http.ResponseWriter, r *http.Request, id turnover.
 	}
 	s.Log.InfoContext(r.Context(), "reset job started", "apiRequestId", requestID(r), "domain", domain, "job", job.ID, "total", job.Total)
 	w.Header().Set("Location", fmt.Sprintf("/v1/domains/%s/resets/%s", domain, job.ID))
-	writeJSON(w, http.StatusAccepted, newJobJSON(job, nil))
+	writeJSON(w, http.StatusAccepted, newJobJSON(job, req.Users, nil))
 	return nil
 }
 
-// checkReset refuses a reset request that is not confirmed, names no users or bad ones,
-// names the caller's own extension, or names extensions the domain does not have.
-func (s *Server) checkReset(r *http.Request, domain string, id turnover.Identity, req resetRequest) error {
-	if !req.Confirm {
-		return turnover.Errorf(turnover.EINVALID, "A reset cannot be undone: send \"confirm\": true to start it.")
+// readResetRequest reads and checks the body of a reset or its preview.
+func readResetRequest(w http.ResponseWriter, r *http.Request) (resetRequest, error) {
+	var req resetRequest
+	if err := decode(w, r, &req); err != nil {
+		return req, err
 	}
+	return req, checkRequest(req)
+}
+
+// checkRequest refuses a reset request that names no users or bad ones, or recycle rows
+// that do not fit it. Preview and reset share it.
+func checkRequest(req resetRequest) error {
 	switch n := len(req.Users); {
 	case n == 0:
 		return turnover.Errorf(turnover.EINVALID, "Name at least one extension in users.")
@@ -128,32 +176,55 @@ func (s *Server) checkReset(r *http.Request, domain string, id turnover.Identity
 		}
 		seen[ext] = true
 	}
-	if len(req.Recycle) > 0 {
-		return turnover.Errorf(turnover.EUNPROCESSABLE, "Recycle rows in a reset request are not supported yet; reset first, then recycle the extensions.")
+	if len(req.Recycle) > 0 && !req.Options.Recycle {
+		return turnover.Errorf(turnover.EUNPROCESSABLE, "Recycle rows need \"recycle\": true in options.")
 	}
-	if own := strings.TrimSuffix(id.Subject, "@"+domain); own != id.Subject && seen[own] {
-		return turnover.Errorf(turnover.EUNPROCESSABLE, "You cannot reset your own extension %s.", own)
+	rows := make(map[string]bool, len(req.Recycle))
+	for _, row := range req.Recycle {
+		switch {
+		case !seen[row.Extension]:
+			return turnover.Errorf(turnover.EUNPROCESSABLE, "The recycle row for %q names an extension that is not in users.", row.Extension)
+		case rows[row.Extension]:
+			return turnover.Errorf(turnover.EINVALID, "Extension %s has two recycle rows.", row.Extension)
+		case row.SendWelcomeEmail:
+			return turnover.Errorf(turnover.EUNPROCESSABLE, "Welcome emails cannot be sent yet; send the row with \"sendWelcomeEmail\": false.")
+		}
+		rows[row.Extension] = true
+		if err := row.identity().Validate(); err != nil {
+			return err
+		}
 	}
-	found, err := s.Users.GetUsers(r.Context(), domain, req.Users)
+	return nil
+}
+
+// ownExtension is the caller's own extension when they belong to domain.
+func ownExtension(id turnover.Identity, domain string) (string, bool) {
+	ext, ok := strings.CutSuffix(id.Subject, "@"+domain)
+	return ext, ok && ext != ""
+}
+
+// checkUsersExist refuses a request naming extensions the domain does not have.
+func (s *Server) checkUsersExist(r *http.Request, domain string, users []string) error {
+	found, err := s.Users.GetUsers(r.Context(), domain, users)
 	if err != nil {
 		return err
 	}
 	var missing []string
-	for _, ext := range req.Users {
+	for _, ext := range users {
 		if _, ok := found[ext]; !ok {
 			missing = append(missing, ext)
 		}
 	}
-	if len(missing) > 0 {
-		slices.Sort(missing)
-		more := ""
-		if len(missing) > 10 {
-			more = fmt.Sprintf(" and %d more", len(missing)-10)
-			missing = missing[:10]
-		}
-		return turnover.Errorf(turnover.EUNPROCESSABLE, "Domain %s has no extension %s%s; nothing was reset.", domain, strings.Join(missing, ", "), more)
+	if len(missing) == 0 {
+		return nil
 	}
-	return nil
+	slices.Sort(missing)
+	more := ""
+	if len(missing) > 10 {
+		more = fmt.Sprintf(" and %d more", len(missing)-10)
+		missing = missing[:10]
+	}
+	return turnover.Errorf(turnover.EUNPROCESSABLE, "Domain %s has no extension %s%s; nothing was reset.", domain, strings.Join(missing, ", "), more)
 }
 
 // batches splits users into the manifest's batches of size n.
@@ -167,15 +238,23 @@ func batches(users []string, n int) []turnover.Batch {
 }
 
 func (s *Server) getReset(w http.ResponseWriter, r *http.Request, _ turnover.Identity) error {
-	jobID := r.PathValue("jobId")
+	domain, jobID := r.PathValue("domain"), r.PathValue("jobId")
 	if !jobIDPattern.MatchString(jobID) {
 		return turnover.Errorf(turnover.ENOTFOUND, "There is no reset job %q.", jobID)
 	}
-	job, results, err := s.Jobs.GetJob(r.Context(), r.PathValue("domain"), jobID)
+	job, results, err := s.Jobs.GetJob(r.Context(), domain, jobID)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, newJobJSON(job, results))
+	manifest, err := s.Manifests.GetManifest(r.Context(), domain, jobID)
+	if err != nil {
+		return err
+	}
+	var users []string
+	for _, b := range manifest {
+		users = append(users, b.Users...)
+	}
+	writeJSON(w, http.StatusOK, newJobJSON(job, users, results))
 	return nil
 }
 

@@ -60,13 +60,17 @@ var SharedContacts = []turnover.Contact{
 
 // Users returns the demo users with everything they own. Audio keys point at objects
 // that Seed writes.
-func Users() []turnover.UserData {
+func Users() []turnover.UserData { return UsersOf(Domain) }
+
+// UsersOf returns the demo users as users of domain, so tests can seed copies of the
+// demo domain side by side.
+func UsersOf(domain string) []turnover.UserData {
 	seedTime := time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
 	out := make([]turnover.UserData, 0, len(people))
 	for i, p := range people {
 		u := turnover.User{
-			Domain: Domain, Extension: p.ext, FirstName: p.first, LastName: p.last,
-			Email: fmt.Sprintf("%s.%s@niftywidgets.example", strings.ToLower(p.first), strings.ToLower(p.last)), Department: p.dept,
+			Domain: domain, Extension: p.ext, FirstName: p.first, LastName: p.last,
+			Email: fmt.Sprintf("%s.%s@%s.example", strings.ToLower(p.first), strings.ToLower(p.last), domain), Department: p.dept,
 			Scope: p.scope, Status: p.status,
 		}
 		d := turnover.UserData{User: u}
@@ -75,7 +79,7 @@ func Users() []turnover.UserData {
 			d.Voicemail = append(d.Voicemail, turnover.VoicemailMessage{
 				ID: id, Folder: folder, From: fmt.Sprintf("+1555555%04d", 3000+i*10+j),
 				ReceivedAt: seedTime.Add(-time.Duration(i*24+j) * time.Hour), Seconds: 12 + j*7,
-				AudioKey: s3store.AudioKey(Domain, p.ext, "voicemail", id),
+				AudioKey: s3store.AudioKey(domain, p.ext, "voicemail", id),
 			})
 		}
 		for _, g := range []turnover.Greeting{
@@ -83,7 +87,7 @@ func Users() []turnover.UserData {
 			{ID: "gr2", Kind: turnover.GreetingTimeFrame, Label: "After hours"},
 			{ID: "name", Kind: turnover.GreetingName, Label: "Recorded name"},
 		} {
-			g.AudioKey = s3store.AudioKey(Domain, p.ext, "greetings", g.ID)
+			g.AudioKey = s3store.AudioKey(domain, p.ext, "greetings", g.ID)
 			d.Greetings = append(d.Greetings, g)
 		}
 		d.Rules = []turnover.AnsweringRule{
@@ -111,9 +115,14 @@ func Users() []turnover.UserData {
 // Seed writes the demo domain into the table and bucket. Seeding again puts the demo
 // back as it was, under the same keys.
 func Seed(ctx context.Context, awsCfg aws.Config, table, bucket string) error {
+	return SeedDomain(ctx, awsCfg, table, bucket, Domain)
+}
+
+// SeedDomain writes a copy of the demo domain under another name.
+func SeedDomain(ctx context.Context, awsCfg aws.Config, table, bucket, domain string) error {
 	store := dynamo.New(dynamodb.NewFromConfig(awsCfg), table)
 	audio := s3store.New(s3.NewFromConfig(awsCfg), bucket)
-	users := Users()
+	users := UsersOf(domain)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(8)
 	wav := silence(200 * time.Millisecond)
@@ -131,10 +140,10 @@ func Seed(ctx context.Context, awsCfg aws.Config, table, bucket string) error {
 		}
 		g.Go(func() error { return store.PutUserData(gctx, d) })
 	}
-	g.Go(func() error { return store.PutAvailableNumbers(gctx, Domain, AvailableNumbers) })
-	g.Go(func() error { return store.PutSharedContacts(gctx, Domain, SharedContacts) })
+	g.Go(func() error { return store.PutAvailableNumbers(gctx, domain, AvailableNumbers) })
+	g.Go(func() error { return store.PutSharedContacts(gctx, domain, SharedContacts) })
 	if err := g.Wait(); err != nil {
-		return fmt.Errorf("seed %s: %w", Domain, err)
+		return fmt.Errorf("seed %s: %w", domain, err)
 	}
 	return nil
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -17,6 +19,8 @@ import (
 type jobItem struct {
 	PK         string                `dynamodbav:"pk"`
 	SK         string                `dynamodbav:"sk"`
+	GSI1PK     string                `dynamodbav:"gsi1pk"`
+	GSI1SK     string                `dynamodbav:"gsi1sk"`
 	Domain     string                `dynamodbav:"domain"`
 	JobID      string                `dynamodbav:"jobId"`
 	Status     string                `dynamodbav:"status"`
@@ -53,7 +57,8 @@ type resultItem struct {
 // CreateJob records a new job. It returns an ECONFLICT error if the job exists.
 func (s *Store) CreateJob(ctx context.Context, j turnover.Job) error {
 	item, err := attributevalue.MarshalMap(jobItem{
-		PK: jobPK(j.Domain, j.ID), SK: skJob, Domain: j.Domain, JobID: j.ID, Status: string(j.Status),
+		PK: jobPK(j.Domain, j.ID), SK: skJob, GSI1PK: jobsGSIPK(j.Domain), GSI1SK: j.CreatedAt.UTC().Format(time.RFC3339Nano) + "#" + j.ID,
+		Domain: j.Domain, JobID: j.ID, Status: string(j.Status),
 		Options: j.Options, Total: j.Total, CreatedBy: j.CreatedBy, CreatedAt: j.CreatedAt,
 	})
 	if err != nil {
@@ -91,7 +96,11 @@ func (s *Store) GetJob(ctx context.Context, domain, jobID string) (turnover.Job,
 			return job, nil, fmt.Errorf("get job %s: %w", jobID, err)
 		}
 		for _, item := range out.Items {
-			if item["sk"].(*types.AttributeValueMemberS).Value == skJob {
+			sk := item["sk"].(*types.AttributeValueMemberS).Value
+			if !strings.HasPrefix(sk, prefixRes) && sk != skJob {
+				continue
+			}
+			if sk == skJob {
 				var j jobItem
 				if err := attributevalue.UnmarshalMap(item, &j); err != nil {
 					return job, nil, fmt.Errorf("decode job %s: %w", jobID, err)
@@ -162,11 +171,10 @@ func (s *Store) finishedJob(ctx context.Context, domain, jobID string) (turnover
 	return job, err
 }
 
-// ApplyReset carries out one user's reset plan for a job: the user's selected items go
-// (in BatchWriteItem calls of 25), then one transaction clears the profile, removes the
-// directory entry, records the result and counts the user done. It reports false, and
-// changes nothing more, when the job has recorded this user already.
-func (s *Store) ApplyReset(ctx context.Context, jobID string, plan turnover.ResetPlan, res turnover.UserResult) (bool, error) {
+// DeleteUserItems deletes the user's items a reset plan selects, in BatchWriteItem calls
+// of 25 (a few at a time), and frees the user's numbers in the domain's inventory.
+// Deleting what is gone already is no error, so a retried reset can run it again.
+func (s *Store) DeleteUserItems(ctx context.Context, plan turnover.ResetPlan) error {
 	pk := userPK(plan.Domain, plan.Extension)
 	var reqs []types.WriteRequest
 	for _, v := range plan.Voicemail {
@@ -184,48 +192,63 @@ func (s *Store) ApplyReset(ctx context.Context, jobID string, plan turnover.Rese
 	for _, c := range plan.Contacts {
 		reqs = append(reqs, deleteRequest(pk, prefixCT+c.ID))
 	}
-	for _, d := range plan.Devices {
-		reqs = append(reqs, deleteRequest(pk, prefixDEV+d.ID))
-	}
-	for _, d := range plan.Lines {
+	for _, d := range append(plan.Devices, plan.Lines...) {
 		reqs = append(reqs, deleteRequest(pk, prefixDEV+d.ID))
 	}
 	for _, n := range plan.Numbers {
 		reqs = append(reqs, deleteRequest(pk, prefixDID+n))
 		put, err := putRequest(numberItem{PK: numPK(plan.Domain), SK: n, Number: n})
 		if err != nil {
-			return false, fmt.Errorf("encode number: %w", err)
+			return fmt.Errorf("encode number: %w", err)
 		}
 		reqs = append(reqs, put)
 	}
 	if r := plan.DefaultRule; r != nil {
 		put, err := putRequest(ruleItem{PK: pk, SK: prefixAR + r.ID, ID: r.ID, Name: r.Name, Action: r.Action, Default: true})
 		if err != nil {
-			return false, fmt.Errorf("encode default rule: %w", err)
+			return fmt.Errorf("encode default rule: %w", err)
 		}
 		reqs = append(reqs, put)
 	}
 	if err := s.batchWrite(ctx, reqs); err != nil {
-		return false, fmt.Errorf("delete items of %s: %w", plan.Extension, err)
+		return fmt.Errorf("delete items of %s: %w", plan.Extension, err)
 	}
+	return nil
+}
 
-	items := []types.TransactWriteItem{{
-		Update: &types.Update{
-			TableName:                &s.table,
-			Key:                      key(pk, skProfile),
-			UpdateExpression:         aws.String("REMOVE firstName, lastName, email, passwordHash, pinHash SET #status = :setup, resetJob = :job"),
-			ConditionExpression:      aws.String("attribute_exists(pk)"),
-			ExpressionAttributeNames: map[string]string{"#status": "status"},
-			ExpressionAttributeValues: map[string]types.AttributeValue{
-				":setup": str(string(turnover.StatusSetupRequired)), ":job": str(jobID),
-			},
-		},
-	}}
+// CommitReset finishes one user's reset for a job, whose lock on the user it holds: one
+// transaction clears the profile (or gives it the recycled identity), moves the
+// directory entry, records the result, counts the user done and releases the lock. It
+// reports false, and changes nothing, when the job has recorded this user already.
+func (s *Store) CommitReset(ctx context.Context, jobID string, plan turnover.ResetPlan, res turnover.UserResult) (bool, error) {
+	pk := userPK(plan.Domain, plan.Extension)
+	items := []types.TransactWriteItem{
+		{Update: profileUpdate(s.table, pk, jobID, plan.Recycle)},
+		{Delete: &types.Delete{
+			TableName:                 &s.table,
+			Key:                       key(pk, skLock),
+			ConditionExpression:       aws.String("jobId = :job"),
+			ExpressionAttributeValues: map[string]types.AttributeValue{":job": str(jobID)},
+		}},
+	}
+	var oldEntry, newEntry *directoryItem
 	if e := plan.Directory; e != nil {
-		items = append(items, types.TransactWriteItem{Delete: &types.Delete{
-			TableName: &s.table,
-			Key:       key(dirPK(plan.Domain), dirSK(turnover.DirectoryDigits(e.FirstName, e.LastName), e.Extension)),
-		}})
+		it := newDirectoryItem(plan.Domain, *e)
+		oldEntry = &it
+	}
+	if r := plan.Recycle; r != nil {
+		it := newDirectoryItem(plan.Domain, turnover.DirectoryEntry{Extension: plan.Extension, FirstName: r.FirstName, LastName: r.LastName})
+		newEntry = &it
+	}
+	if oldEntry != nil && (newEntry == nil || newEntry.SK != oldEntry.SK) {
+		items = append(items, types.TransactWriteItem{Delete: &types.Delete{TableName: &s.table, Key: key(oldEntry.PK, oldEntry.SK)}})
+	}
+	if newEntry != nil {
+		av, err := attributevalue.MarshalMap(newEntry)
+		if err != nil {
+			return false, fmt.Errorf("encode directory entry: %w", err)
+		}
+		items = append(items, types.TransactWriteItem{Put: &types.Put{TableName: &s.table, Item: av}})
 	}
 	return s.record(ctx, plan.Domain, jobID, res, "done", items)
 }
@@ -287,4 +310,152 @@ func (s *Store) ListNumbers(ctx context.Context, domain string) ([]turnover.Phon
 		numbers[i] = turnover.PhoneNumber{Number: n.Number, Extension: n.Extension}
 	}
 	return numbers, nil
+}
+
+// profileUpdate clears a reset user's identity and secrets, or gives the extension its
+// recycled identity; either way the user must set up the account again.
+func profileUpdate(table, pk, jobID string, r *turnover.NewIdentity) *types.Update {
+	u := &types.Update{
+		TableName:                &table,
+		Key:                      key(pk, skProfile),
+		UpdateExpression:         aws.String("REMOVE firstName, lastName, email, passwordHash, pinHash SET #status = :setup, resetJob = :job"),
+		ConditionExpression:      aws.String("attribute_exists(pk)"),
+		ExpressionAttributeNames: map[string]string{"#status": "status"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":setup": str(string(turnover.StatusSetupRequired)), ":job": str(jobID),
+		},
+	}
+	if r == nil {
+		return u
+	}
+	set := "SET #status = :setup, resetJob = :job, firstName = :first, lastName = :last, email = :email"
+	remove := "REMOVE passwordHash, pinHash"
+	u.ExpressionAttributeValues[":first"] = str(r.FirstName)
+	u.ExpressionAttributeValues[":last"] = str(r.LastName)
+	u.ExpressionAttributeValues[":email"] = str(r.Email)
+	if r.Department != "" {
+		set += ", department = :dept"
+		u.ExpressionAttributeValues[":dept"] = str(r.Department)
+	} else {
+		remove += ", department"
+	}
+	u.UpdateExpression = aws.String(remove + " " + set)
+	return u
+}
+
+// lockItem marks a user as being reset by one job. It expires, so a worker that died
+// holding it does not keep the user locked for ever.
+type lockItem struct {
+	PK        string `dynamodbav:"pk"`
+	SK        string `dynamodbav:"sk"`
+	JobID     string `dynamodbav:"jobId"`
+	ExpiresAt int64  `dynamodbav:"expiresAt"`
+}
+
+// AcquireLock locks a user for a job, for at most ttl. A job that holds the lock already
+// gets it again. It returns an ECONFLICT error while another job holds it.
+func (s *Store) AcquireLock(ctx context.Context, domain, ext, jobID string, ttl time.Duration) error {
+	now := s.now()
+	item, err := attributevalue.MarshalMap(lockItem{PK: userPK(domain, ext), SK: skLock, JobID: jobID, ExpiresAt: now.Add(ttl).Unix()})
+	if err != nil {
+		return fmt.Errorf("encode lock of %s: %w", ext, err)
+	}
+	_, err = s.db.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName:           &s.table,
+		Item:                item,
+		ConditionExpression: aws.String("attribute_not_exists(pk) OR jobId = :job OR expiresAt < :now"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":job": str(jobID), ":now": &types.AttributeValueMemberN{Value: strconv.FormatInt(now.Unix(), 10)},
+		},
+	})
+	if isConditionFailed(err) {
+		return turnover.Errorf(turnover.ECONFLICT, "Extension %s is being reset by another job; it was left as it was.", ext)
+	}
+	if err != nil {
+		return fmt.Errorf("lock %s: %w", ext, err)
+	}
+	return nil
+}
+
+// ReleaseLock releases a job's lock on a user; a lock the job does not hold is left.
+func (s *Store) ReleaseLock(ctx context.Context, domain, ext, jobID string) error {
+	_, err := s.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{
+		TableName:                 &s.table,
+		Key:                       key(userPK(domain, ext), skLock),
+		ConditionExpression:       aws.String("jobId = :job"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":job": str(jobID)},
+	})
+	if err != nil && !isConditionFailed(err) {
+		return fmt.Errorf("unlock %s: %w", ext, err)
+	}
+	return nil
+}
+
+// recycleItem is the new identity a job gives an extension. It lives with the job, not
+// in the state machine's input, which holds no personal data.
+type recycleItem struct {
+	PK               string `dynamodbav:"pk"`
+	SK               string `dynamodbav:"sk"`
+	Extension        string `dynamodbav:"extension"`
+	FirstName        string `dynamodbav:"firstName"`
+	LastName         string `dynamodbav:"lastName"`
+	Email            string `dynamodbav:"email"`
+	Department       string `dynamodbav:"department,omitempty"`
+	SendWelcomeEmail bool   `dynamodbav:"sendWelcomeEmail"`
+	ExpiresAt        int64  `dynamodbav:"expiresAt"`
+}
+
+// recycleRowsKept is how long a job keeps the identities it was given.
+const recycleRowsKept = 30 * 24 * time.Hour
+
+// PutRecycleRows keeps the new identities a job gives its extensions.
+func (s *Store) PutRecycleRows(ctx context.Context, domain, jobID string, rows []turnover.NewIdentity) error {
+	items := make([]any, len(rows))
+	for i, r := range rows {
+		items[i] = recycleItem{
+			PK: jobPK(domain, jobID), SK: prefixRecycle + r.Extension, Extension: r.Extension,
+			FirstName: r.FirstName, LastName: r.LastName, Email: r.Email, Department: r.Department, SendWelcomeEmail: r.SendWelcomeEmail,
+			ExpiresAt: s.now().Add(recycleRowsKept).Unix(),
+		}
+	}
+	return s.putAll(ctx, items)
+}
+
+// GetRecycleRow returns the new identity a job gives an extension, or nil if it gives
+// none.
+func (s *Store) GetRecycleRow(ctx context.Context, domain, jobID, ext string) (*turnover.NewIdentity, error) {
+	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName: &s.table, Key: key(jobPK(domain, jobID), prefixRecycle+ext), ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("get new identity of %s: %w", ext, err)
+	}
+	if out.Item == nil {
+		return nil, nil
+	}
+	var r recycleItem
+	if err := attributevalue.UnmarshalMap(out.Item, &r); err != nil {
+		return nil, fmt.Errorf("decode new identity of %s: %w", ext, err)
+	}
+	return &turnover.NewIdentity{Extension: r.Extension, FirstName: r.FirstName, LastName: r.LastName, Email: r.Email, Department: r.Department, SendWelcomeEmail: r.SendWelcomeEmail}, nil
+}
+
+// RunningJobs returns the ids of a domain's jobs that are still running.
+func (s *Store) RunningJobs(ctx context.Context, domain string) ([]string, error) {
+	items, err := queryAll[jobItem](ctx, s.db, &dynamodb.QueryInput{
+		TableName:                 &s.table,
+		IndexName:                 aws.String(indexGSI1),
+		KeyConditionExpression:    aws.String("gsi1pk = :pk"),
+		FilterExpression:          aws.String("#status = :running"),
+		ExpressionAttributeNames:  map[string]string{"#status": "status"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(jobsGSIPK(domain)), ":running": str(string(turnover.JobRunning))},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list running jobs of %s: %w", domain, err)
+	}
+	ids := make([]string, len(items))
+	for i, j := range items {
+		ids[i] = j.JobID
+	}
+	return ids, nil
 }

@@ -10,6 +10,7 @@
 //	                         sk CT#{id}            custom contact
 //	                         sk DEV#{id}           device line
 //	                         sk DID#{number}       DID routed to the user
+//	                         sk LOCK               the job resetting the user now
 //
 // Domain-level things have their own key spaces:
 //
@@ -18,25 +19,30 @@
 //	pk SHARED#{domain}       sk CT#{id}            shared (domain) contacts
 //	pk JOB#{domain}#{jobId}  sk JOB                a reset job and its counters
 //	                         sk RESULT#{ext}       one user's result in that job
+//	                         sk RECYCLE#{ext}      the new identity the job gives an extension
+//	                         (gsi1: JOBS#{domain} / {createdAt}#{jobId})
 //
 // Every key carries the domain, so nothing one tenant asks for can reach another's items.
 package dynamo
 
 const (
-	skProfile  = "PROFILE"
-	skJob      = "JOB"
-	prefixVM   = "VM#"
-	prefixGR   = "GR#"
-	prefixAR   = "AR#"
-	prefixCT   = "CT#"
-	prefixDEV  = "DEV#"
-	prefixDID  = "DID#"
-	prefixRes  = "RESULT#"
-	indexUsers = "gsi1"
+	skProfile     = "PROFILE"
+	skJob         = "JOB"
+	skLock        = "LOCK"
+	prefixVM      = "VM#"
+	prefixGR      = "GR#"
+	prefixAR      = "AR#"
+	prefixCT      = "CT#"
+	prefixDEV     = "DEV#"
+	prefixDID     = "DID#"
+	prefixRes     = "RESULT#"
+	prefixRecycle = "RECYCLE#"
+	indexGSI1     = "gsi1"
 )
 
 func userPK(domain, ext string) string     { return "USER#" + domain + "#" + ext }
 func usersGSIPK(domain string) string      { return "USERS#" + domain }
+func jobsGSIPK(domain string) string       { return "JOBS#" + domain }
 func dirPK(domain string) string           { return "DIR#" + domain }
 func dirSK(digits, ext string) string      { return digits + "#" + ext }
 func numPK(domain string) string           { return "NUM#" + domain }

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"golang.org/x/sync/errgroup"
 
 	"turnover/internal/turnover"
 )
@@ -28,6 +29,7 @@ type API interface {
 	BatchGetItem(context.Context, *dynamodb.BatchGetItemInput, ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error)
 	BatchWriteItem(context.Context, *dynamodb.BatchWriteItemInput, ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error)
 	TransactWriteItems(context.Context, *dynamodb.TransactWriteItemsInput, ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error)
+	DeleteItem(context.Context, *dynamodb.DeleteItemInput, ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error)
 }
 
 var _ API = (*dynamodb.Client)(nil)
@@ -163,7 +165,7 @@ func (s *Store) GetUsers(ctx context.Context, domain string, exts []string) (map
 func (s *Store) ListUsers(ctx context.Context, domain string, f turnover.UserFilter) ([]turnover.User, string, error) {
 	in := &dynamodb.QueryInput{
 		TableName:              &s.table,
-		IndexName:              aws.String(indexUsers),
+		IndexName:              aws.String(indexGSI1),
 		KeyConditionExpression: aws.String("gsi1pk = :pk"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":pk": str(usersGSIPK(domain)),
@@ -325,25 +327,37 @@ func backoff(ctx context.Context, n int) error {
 	}
 }
 
-// batchWrite sends write requests in calls of 25, retrying unprocessed items.
+// writesAtOnce bounds the BatchWriteItem calls of one batchWrite in flight at once.
+const writesAtOnce = 4
+
+// batchWrite sends write requests in calls of 25, a few calls at a time, retrying
+// unprocessed items with backoff and jitter.
 func (s *Store) batchWrite(ctx context.Context, reqs []types.WriteRequest) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(writesAtOnce)
 	for start := 0; start < len(reqs); start += maxBatchWrite {
-		pending := map[string][]types.WriteRequest{s.table: reqs[start:min(start+maxBatchWrite, len(reqs))]}
-		for attempt := 0; len(pending) > 0; attempt++ {
-			if attempt > maxAttempts {
-				return fmt.Errorf("batch write: items still unprocessed after %d attempts", maxAttempts)
-			}
-			if attempt > 0 {
-				if err := backoff(ctx, attempt); err != nil {
-					return err
-				}
-			}
-			out, err := s.db.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{RequestItems: pending})
-			if err != nil {
-				return fmt.Errorf("batch write: %w", err)
-			}
-			pending = out.UnprocessedItems
+		chunk := reqs[start:min(start+maxBatchWrite, len(reqs))]
+		g.Go(func() error { return s.writeChunk(gctx, chunk) })
+	}
+	return g.Wait()
+}
+
+func (s *Store) writeChunk(ctx context.Context, chunk []types.WriteRequest) error {
+	pending := map[string][]types.WriteRequest{s.table: chunk}
+	for attempt := 0; len(pending) > 0; attempt++ {
+		if attempt > maxAttempts {
+			return fmt.Errorf("batch write: items still unprocessed after %d attempts", maxAttempts)
 		}
+		if attempt > 0 {
+			if err := backoff(ctx, attempt); err != nil {
+				return err
+			}
+		}
+		out, err := s.db.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{RequestItems: pending})
+		if err != nil {
+			return fmt.Errorf("batch write: %w", err)
+		}
+		pending = out.UnprocessedItems
 	}
 	return nil
 }

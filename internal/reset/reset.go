@@ -16,15 +16,27 @@ import (
 
 // Store is what the engine needs of turnover's table.
 type Store interface {
+	// AcquireLock locks a user for a job; ECONFLICT while another job holds the lock.
+	AcquireLock(ctx context.Context, domain, ext, jobID string, ttl time.Duration) error
+	// ReleaseLock releases a job's lock on a user.
+	ReleaseLock(ctx context.Context, domain, ext, jobID string) error
 	// LoadUserData returns the user, all they own, and the last job that reset them.
 	LoadUserData(ctx context.Context, domain, ext string) (turnover.UserData, string, error)
-	// ApplyReset carries out a plan and records the result, once per job and user.
-	ApplyReset(ctx context.Context, jobID string, plan turnover.ResetPlan, res turnover.UserResult) (bool, error)
+	// GetRecycleRow returns the new identity a job gives an extension, or nil.
+	GetRecycleRow(ctx context.Context, domain, jobID, ext string) (*turnover.NewIdentity, error)
+	// DeleteUserItems deletes what a plan selects; running it twice is harmless.
+	DeleteUserItems(ctx context.Context, plan turnover.ResetPlan) error
+	// CommitReset finishes a reset and records its result, once per job and user.
+	CommitReset(ctx context.Context, jobID string, plan turnover.ResetPlan, res turnover.UserResult) (bool, error)
 	// RecordFailure records a failed user, once per job and user.
 	RecordFailure(ctx context.Context, domain, jobID string, res turnover.UserResult) (bool, error)
 	// FinishJob sets a job's final status from its counters.
 	FinishJob(ctx context.Context, domain, jobID string, mapFailed bool) (turnover.Job, error)
 }
+
+// lockTTL is how long a job's lock on a user lasts: longer than one reset invocation
+// may run, so it only lapses when a worker died holding it.
+const lockTTL = 15 * time.Minute
 
 // Audio deletes recorded audio.
 type Audio interface {
@@ -115,23 +127,13 @@ type outcome struct {
 
 func (s *Service) resetUser(ctx context.Context, in BatchInput, ext string) outcome {
 	log := s.log.With("domain", in.Domain, "job", in.JobID, "extension", ext)
-	data, resetJob, err := s.store.LoadUserData(ctx, in.Domain, ext)
-	if err == nil && resetJob == in.JobID {
-		log.Debug("already reset by this job")
-		return outcome{}
-	}
+	err := s.store.AcquireLock(ctx, in.Domain, ext, in.JobID, lockTTL)
 	if err == nil {
-		plan := Plan(data, in.Options)
-		if err = s.audio.DeleteAudio(ctx, plan.AudioKeys); err == nil {
-			res := turnover.UserResult{Extension: ext, Outcome: turnover.OutcomeSucceeded, Deleted: plan.Counts(), At: s.now().UTC()}
-			if in.Options.Recycle {
-				res.Outcome = turnover.OutcomeRecyclePending
-			}
-			var recorded bool
-			if recorded, err = s.store.ApplyReset(ctx, in.JobID, plan, res); err == nil {
-				log.Info("user reset", "recorded", recorded)
-				return outcome{recorded: recorded}
-			}
+		var recorded, already bool
+		recorded, already, err = s.resetLocked(ctx, in, ext)
+		if err == nil {
+			log.Info("user reset", "recorded", recorded, "already", already)
+			return outcome{recorded: recorded}
 		}
 	}
 	if isTransient(ctx, err) {
@@ -141,10 +143,48 @@ func (s *Service) resetUser(ctx context.Context, in BatchInput, ext string) outc
 	log.Error("user reset failed", "error", err)
 	res := turnover.UserResult{Extension: ext, Outcome: turnover.OutcomeFailed, Error: failureMessage(err), At: s.now().UTC()}
 	recorded, rerr := s.store.RecordFailure(ctx, in.Domain, in.JobID, res)
+	if rerr == nil {
+		rerr = s.store.ReleaseLock(ctx, in.Domain, ext, in.JobID)
+	}
 	if rerr != nil {
 		return outcome{err: fmt.Errorf("record failure of %s: %w", ext, rerr)}
 	}
 	return outcome{recorded: recorded, failed: true}
+}
+
+// resetLocked resets a user the job holds the lock on. A user this job has reset
+// already (a retried batch) is left as it is.
+func (s *Service) resetLocked(ctx context.Context, in BatchInput, ext string) (recorded, already bool, err error) {
+	data, resetJob, err := s.store.LoadUserData(ctx, in.Domain, ext)
+	if err != nil {
+		return false, false, err
+	}
+	if resetJob == in.JobID {
+		return false, true, s.store.ReleaseLock(ctx, in.Domain, ext, in.JobID)
+	}
+	plan := Plan(data, in.Options)
+	res := turnover.UserResult{Extension: ext, Outcome: turnover.OutcomeReset, Deleted: plan.Counts(in.Options)}
+	if in.Options.Recycle {
+		if plan.Recycle, err = s.store.GetRecycleRow(ctx, in.Domain, in.JobID, ext); err != nil {
+			return false, false, err
+		}
+		res.Outcome = turnover.OutcomeRecyclePending
+		if plan.Recycle != nil {
+			res.Outcome = turnover.OutcomeRecycled
+		}
+	}
+	// Audio and items are independent: delete them side by side.
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.audio.DeleteAudio(gctx, plan.AudioKeys) })
+	g.Go(func() error { return s.store.DeleteUserItems(gctx, plan) })
+	if err := g.Wait(); err != nil {
+		return false, false, err
+	}
+	res.At = s.now().UTC()
+	if recorded, err = s.store.CommitReset(ctx, in.JobID, plan, res); err == nil && !recorded {
+		err = s.store.ReleaseLock(ctx, in.Domain, ext, in.JobID) // recorded before: the commit took nothing
+	}
+	return recorded, false, err
 }
 
 // failureMessage is what a job's result says of a failed user: an application error's

@@ -3,10 +3,13 @@ package reset_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/smithy-go"
 
@@ -32,33 +35,39 @@ func TestPlanAlwaysPart(t *testing.T) {
 func TestPlanOptions(t *testing.T) {
 	d := demo.Users()[8]
 	tests := []struct {
-		name string
-		opts turnover.ResetOptions
-		want map[string]int
+		name  string
+		opts  turnover.ResetOptions
+		want  map[string]int
+		audio int
 	}{
-		{"messages", turnover.ResetOptions{DeleteVoicemailMessages: true}, map[string]int{"voicemailMessages": 5, "audioObjects": 5, "softPhones": 1}},
-		{"greetings", turnover.ResetOptions{DeleteVoicemailGreetings: true}, map[string]int{"voicemailGreetings": 3, "audioObjects": 3, "softPhones": 1}},
-		{"rules", turnover.ResetOptions{DeleteAnsweringRules: true}, map[string]int{"answeringRules": 3, "softPhones": 1}},
-		{"contacts", turnover.ResetOptions{DeleteCustomContacts: true}, map[string]int{"customContacts": 2, "softPhones": 1}},
-		{"numbers", turnover.ResetOptions{UnassignPhoneNumbers: true}, map[string]int{"phoneNumbers": 1, "softPhones": 1}},
-		{"devices", turnover.ResetOptions{RemoveDeviceLines: true}, map[string]int{"deviceLines": 1, "softPhones": 1, "mobileAppPhones": 1}},
+		{"none", turnover.ResetOptions{}, map[string]int{}, 0},
+		{"messages", turnover.ResetOptions{DeleteVoicemailMessages: true}, map[string]int{"voicemailMessages": 5}, 5},
+		{"greetings", turnover.ResetOptions{DeleteVoicemailGreetings: true}, map[string]int{"voicemailGreetings": 3}, 3},
+		{"rules", turnover.ResetOptions{DeleteAnsweringRules: true}, map[string]int{"answeringRules": 3}, 0},
+		{"contacts", turnover.ResetOptions{DeleteCustomContacts: true}, map[string]int{"customContacts": 2}, 0},
+		{"numbers", turnover.ResetOptions{UnassignPhoneNumbers: true}, map[string]int{"phoneNumbers": 1}, 0},
+		{"devices", turnover.ResetOptions{RemoveDeviceLines: true}, map[string]int{"deviceLines": 3}, 0},
+		{"recycle only", turnover.ResetOptions{Recycle: true}, map[string]int{}, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := reset.Plan(d, tt.opts).Counts()
-			for k, v := range got {
-				want := tt.want[k]
-				if k == "directoryEntries" {
-					want = 1
-				}
-				if v != want {
-					t.Errorf("%s = %d, want %d", k, v, want)
-				}
+			p := reset.Plan(d, tt.opts)
+			if got := p.Counts(tt.opts); fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Errorf("counts = %v, want %v", got, tt.want)
+			}
+			if len(p.AudioKeys) != tt.audio {
+				t.Errorf("%d audio keys, want %d", len(p.AudioKeys), tt.audio)
+			}
+			if p.Directory == nil || len(p.Devices) == 0 || p.Devices[0].Kind != turnover.DeviceSoftPhone {
+				t.Errorf("the always-applied part is missing: directory %v, devices %v", p.Directory, p.Devices)
 			}
 		})
 	}
 	if p := reset.Plan(d, turnover.ResetOptions{DeleteAnsweringRules: true}); p.DefaultRule == nil || !p.DefaultRule.Default {
 		t.Errorf("deleting rules must put the default rule back, got %v", p.DefaultRule)
+	}
+	if p := reset.Plan(d, turnover.ResetOptions{RemoveDeviceLines: true}); len(p.Lines) != 1 || p.Lines[0].Kind != turnover.DeviceDesk {
+		t.Errorf("desk phone lines = %v, want the desk phone's line", p.Lines)
 	}
 }
 
@@ -68,17 +77,39 @@ type store struct {
 	data     map[string]turnover.UserData
 	resetBy  map[string]string
 	results  map[string]turnover.UserResult
+	locks    map[string]string
+	recycle  map[string]turnover.NewIdentity
 	done     int
 	failed   int
-	failNext map[string]error // extension -> error of its next ApplyReset
+	failNext map[string]error // extension -> error of its next CommitReset
 }
 
 func newStore() *store {
-	s := &store{data: map[string]turnover.UserData{}, resetBy: map[string]string{}, results: map[string]turnover.UserResult{}, failNext: map[string]error{}}
+	s := &store{data: map[string]turnover.UserData{}, resetBy: map[string]string{}, results: map[string]turnover.UserResult{},
+		locks: map[string]string{}, recycle: map[string]turnover.NewIdentity{}, failNext: map[string]error{}}
 	for _, d := range demo.Users() {
 		s.data[d.User.Extension] = d
 	}
 	return s
+}
+
+func (s *store) AcquireLock(_ context.Context, _, ext, jobID string, _ time.Duration) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if j, ok := s.locks[ext]; ok && j != jobID {
+		return turnover.Errorf(turnover.ECONFLICT, "Extension %s is being reset by another job.", ext)
+	}
+	s.locks[ext] = jobID
+	return nil
+}
+
+func (s *store) ReleaseLock(_ context.Context, _, ext, jobID string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.locks[ext] == jobID {
+		delete(s.locks, ext)
+	}
+	return nil
 }
 
 func (s *store) LoadUserData(_ context.Context, _, ext string) (turnover.UserData, string, error) {
@@ -91,7 +122,18 @@ func (s *store) LoadUserData(_ context.Context, _, ext string) (turnover.UserDat
 	return d, s.resetBy[ext], nil
 }
 
-func (s *store) ApplyReset(_ context.Context, jobID string, p turnover.ResetPlan, res turnover.UserResult) (bool, error) {
+func (s *store) GetRecycleRow(_ context.Context, _, _, ext string) (*turnover.NewIdentity, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r, ok := s.recycle[ext]; ok {
+		return &r, nil
+	}
+	return nil, nil
+}
+
+func (s *store) DeleteUserItems(context.Context, turnover.ResetPlan) error { return nil }
+
+func (s *store) CommitReset(_ context.Context, jobID string, p turnover.ResetPlan, res turnover.UserResult) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.failNext[p.Extension]; err != nil {
@@ -102,6 +144,7 @@ func (s *store) ApplyReset(_ context.Context, jobID string, p turnover.ResetPlan
 		return false, nil
 	}
 	s.resetBy[p.Extension], s.results[p.Extension] = jobID, res
+	delete(s.locks, p.Extension)
 	s.done++
 	return true, nil
 }
@@ -121,9 +164,14 @@ func (s *store) FinishJob(context.Context, string, string, bool) (turnover.Job, 
 	return turnover.Job{}, nil
 }
 
-type audio struct{ deleted []string }
+type audio struct {
+	mu      sync.Mutex
+	deleted []string
+}
 
 func (a *audio) DeleteAudio(_ context.Context, keys []string) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	a.deleted = append(a.deleted, keys...)
 	return nil
 }
@@ -168,5 +216,36 @@ func TestResetBatchRecycleOutcome(t *testing.T) {
 	}
 	if got := st.results["1009"].Outcome; got != turnover.OutcomeRecyclePending {
 		t.Errorf("outcome = %s, want recycle_pending", got)
+	}
+	st.recycle["1002"] = turnover.NewIdentity{Extension: "1002", FirstName: "Ann", LastName: "Lee"}
+	_, err = svc.ResetBatch(context.Background(), reset.BatchInput{Domain: "niftywidgets", JobID: "j1",
+		Options: turnover.ResetOptions{Recycle: true}, Batch: turnover.Batch{Users: []string{"1002"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := st.results["1002"].Outcome; got != turnover.OutcomeRecycled {
+		t.Errorf("outcome with a recycle row = %s, want recycled", got)
+	}
+}
+
+func TestResetBatchLockedUserFailsAlone(t *testing.T) {
+	st := newStore()
+	st.locks["1002"] = "other-job"
+	svc := reset.New(st, &audio{}, slog.New(slog.NewTextHandler(io.Discard, nil)), 2)
+	out, err := svc.ResetBatch(context.Background(), reset.BatchInput{Domain: "niftywidgets", JobID: "j1", Batch: turnover.Batch{Users: []string{"1002", "1009"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Done != 1 || out.Failed != 1 {
+		t.Errorf("out = %+v, want 1009 done and 1002 failed", out)
+	}
+	if r := st.results["1002"]; r.Outcome != turnover.OutcomeFailed || !strings.Contains(r.Error, "another job") {
+		t.Errorf("1002 = %+v, want a failure naming the other job", r)
+	}
+	if st.locks["1002"] != "other-job" {
+		t.Errorf("the other job's lock was taken: %q", st.locks["1002"])
+	}
+	if _, held := st.locks["1009"]; held {
+		t.Errorf("1009's lock was not released")
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path"
 	"strings"
@@ -20,7 +21,9 @@ import (
 // API is the part of the S3 client the store uses.
 type API interface {
 	PutObject(context.Context, *s3.PutObjectInput, ...func(*s3.Options)) (*s3.PutObjectOutput, error)
+	GetObject(context.Context, *s3.GetObjectInput, ...func(*s3.Options)) (*s3.GetObjectOutput, error)
 	DeleteObjects(context.Context, *s3.DeleteObjectsInput, ...func(*s3.Options)) (*s3.DeleteObjectsOutput, error)
+	ListObjectVersions(context.Context, *s3.ListObjectVersionsInput, ...func(*s3.Options)) (*s3.ListObjectVersionsOutput, error)
 }
 
 var _ API = (*s3.Client)(nil)
@@ -53,32 +56,101 @@ func (s *Store) PutAudio(ctx context.Context, key string, wav []byte) error {
 	return nil
 }
 
-// DeleteAudio deletes recordings in DeleteObjects calls of up to 1,000 keys. Keys outside
-// audio/ are refused. It fails if S3 reports any key it could not delete.
+// DeleteAudio deletes recordings so that none stays readable, whatever the bucket's
+// versioning: keys go in DeleteObjects calls of up to 1,000; if S3 answers with delete
+// markers (versioning on or suspended), every version and delete marker of those keys is
+// deleted too. Keys outside audio/ are refused. It fails if S3 reports any key it could
+// not delete.
 func (s *Store) DeleteAudio(ctx context.Context, keys []string) error {
-	for _, k := range keys {
+	ids := make([]types.ObjectIdentifier, len(keys))
+	for i, k := range keys {
 		if !strings.HasPrefix(k, "audio/") {
 			return fmt.Errorf("delete audio: key %q is not under audio/", k)
 		}
+		ids[i] = types.ObjectIdentifier{Key: aws.String(k)}
 	}
-	for start := 0; start < len(keys); start += maxDelete {
-		chunk := keys[start:min(start+maxDelete, len(keys))]
-		ids := make([]types.ObjectIdentifier, len(chunk))
-		for i, k := range chunk {
-			ids[i] = types.ObjectIdentifier{Key: aws.String(k)}
-		}
+	versioned, err := s.deleteObjects(ctx, ids)
+	if err != nil || !versioned {
+		return err
+	}
+	return s.deleteVersions(ctx, keys)
+}
+
+// deleteObjects deletes objects in calls of up to 1,000 and reports whether S3 left
+// delete markers, which says the bucket keeps versions.
+func (s *Store) deleteObjects(ctx context.Context, ids []types.ObjectIdentifier) (markers bool, err error) {
+	for start := 0; start < len(ids); start += maxDelete {
 		out, err := s.s3.DeleteObjects(ctx, &s3.DeleteObjectsInput{
-			Bucket: &s.bucket, Delete: &types.Delete{Objects: ids, Quiet: aws.Bool(true)},
+			Bucket: &s.bucket, Delete: &types.Delete{Objects: ids[start:min(start+maxDelete, len(ids))]},
 		})
 		if err != nil {
-			return fmt.Errorf("delete audio: %w", err)
+			return markers, fmt.Errorf("delete audio: %w", err)
 		}
 		if len(out.Errors) > 0 {
 			e := out.Errors[0]
-			return fmt.Errorf("delete audio: %d keys not deleted, first %s: %s", len(out.Errors), aws.ToString(e.Key), aws.ToString(e.Code))
+			return markers, fmt.Errorf("delete audio: %d keys not deleted, first %s: %s", len(out.Errors), aws.ToString(e.Key), aws.ToString(e.Code))
+		}
+		for _, d := range out.Deleted {
+			markers = markers || aws.ToBool(d.DeleteMarker)
 		}
 	}
-	return nil
+	return markers, nil
+}
+
+// deleteVersions deletes every version and delete marker of keys, listing the versions
+// of each folder the keys are in.
+func (s *Store) deleteVersions(ctx context.Context, keys []string) error {
+	want := make(map[string]bool, len(keys))
+	folders := map[string]bool{}
+	for _, k := range keys {
+		want[k] = true
+		folders[path.Dir(k)+"/"] = true
+	}
+	var ids []types.ObjectIdentifier
+	for folder := range folders {
+		p := s3.NewListObjectVersionsPaginator(s.s3, &s3.ListObjectVersionsInput{Bucket: &s.bucket, Prefix: aws.String(folder)})
+		for p.HasMorePages() {
+			out, err := p.NextPage(ctx)
+			if err != nil {
+				return fmt.Errorf("list audio versions under %s: %w", folder, err)
+			}
+			for _, v := range out.Versions {
+				if want[aws.ToString(v.Key)] {
+					ids = append(ids, types.ObjectIdentifier{Key: v.Key, VersionId: v.VersionId})
+				}
+			}
+			for _, m := range out.DeleteMarkers {
+				if want[aws.ToString(m.Key)] {
+					ids = append(ids, types.ObjectIdentifier{Key: m.Key, VersionId: m.VersionId})
+				}
+			}
+		}
+	}
+	_, err := s.deleteObjects(ctx, ids)
+	return err
+}
+
+// GetManifest reads a job's batches back, or nil if the manifest is gone.
+func (s *Store) GetManifest(ctx context.Context, domain, jobID string) ([]turnover.Batch, error) {
+	key := manifestKey(domain, jobID)
+	out, err := s.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: &key})
+	var missing *types.NoSuchKey
+	if errors.As(err, &missing) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get manifest of %s: %w", jobID, err)
+	}
+	defer out.Body.Close()
+	var batches []turnover.Batch
+	if err := json.NewDecoder(out.Body).Decode(&batches); err != nil {
+		return nil, fmt.Errorf("decode manifest of %s: %w", jobID, err)
+	}
+	return batches, nil
+}
+
+func manifestKey(domain, jobID string) string {
+	return path.Join("jobs", domain, jobID, "manifest.json")
 }
 
 // PutManifest writes a job's users as a JSON array of batches, the shape the state
@@ -88,7 +160,7 @@ func (s *Store) PutManifest(ctx context.Context, domain, jobID string, batches [
 	if err != nil {
 		return turnover.ManifestLocation{}, fmt.Errorf("encode manifest of %s: %w", jobID, err)
 	}
-	loc := turnover.ManifestLocation{Bucket: s.bucket, Key: path.Join("jobs", domain, jobID, "manifest.json")}
+	loc := turnover.ManifestLocation{Bucket: s.bucket, Key: manifestKey(domain, jobID)}
 	_, err = s.s3.PutObject(ctx, &s3.PutObjectInput{
 		Bucket: &loc.Bucket, Key: &loc.Key, Body: bytes.NewReader(body), ContentType: aws.String("application/json"),
 	})

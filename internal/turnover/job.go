@@ -52,11 +52,26 @@ func (j Job) Percent() int {
 type Outcome string
 
 const (
-	OutcomeSucceeded Outcome = "succeeded"
-	OutcomeFailed    Outcome = "failed"
+	// OutcomeReset: reset done.
+	OutcomeReset Outcome = "reset"
+	// OutcomeRecycled: reset done and the extension took its new identity.
+	OutcomeRecycled Outcome = "recycled"
 	// OutcomeRecyclePending: reset done; the extension waits for its new identity.
 	OutcomeRecyclePending Outcome = "recycle_pending"
+	OutcomeFailed         Outcome = "failed"
+	// OutcomePending: the job has not reached the user yet.
+	OutcomePending Outcome = "pending"
 )
+
+// NewIdentity is who takes a recycled extension over.
+type NewIdentity struct {
+	Extension        string
+	FirstName        string
+	LastName         string
+	Email            string
+	Department       string
+	SendWelcomeEmail bool
+}
 
 // UserResult is the record of one user's reset within a job. Deleted counts what went,
 // by kind ("softPhones", "directoryEntries", "voicemailMessages", …). Error is a plain
@@ -115,40 +130,42 @@ type ResetPlan struct {
 	Numbers []string
 	// DefaultRule, when set, is put back after the user's rules are deleted.
 	DefaultRule *AnsweringRule
+	// Recycle, when set, is the identity the extension takes after the reset.
+	Recycle *NewIdentity
 	// Directory is the entry the user leaves the directory by, if they have a name.
 	Directory *DirectoryEntry
 	// AudioKeys are the S3 objects of deleted messages and greetings.
 	AudioKeys []string
 }
 
-// Counts says how much of each kind the plan deletes, keyed as the API shows it.
-func (p ResetPlan) Counts() map[string]int {
-	c := map[string]int{
-		"voicemailMessages":  len(p.Voicemail),
-		"voicemailGreetings": len(p.Greetings),
-		"answeringRules":     len(p.Rules),
-		"customContacts":     len(p.Contacts),
-		"phoneNumbers":       len(p.Numbers),
-		"deviceLines":        len(p.Lines),
-		"audioObjects":       len(p.AudioKeys),
+// Counts says how much the plan deletes for each selected option, keyed as the API
+// names them (the keys of a preview's willDelete and of a result's deleted). A user's
+// device lines are every phone they lose: desk phone lines, mobile-app and soft phones.
+func (p ResetPlan) Counts(opts ResetOptions) map[string]int {
+	c := map[string]int{}
+	if opts.DeleteVoicemailMessages {
+		c["voicemailMessages"] = len(p.Voicemail)
 	}
-	soft, mobile := 0, 0
-	for _, d := range p.Devices {
-		switch d.Kind {
-		case DeviceSoftPhone:
-			soft++
-		case DeviceMobileApp:
-			mobile++
-		}
+	if opts.DeleteVoicemailGreetings {
+		c["voicemailGreetings"] = len(p.Greetings)
 	}
-	c["softPhones"] = soft
-	c["mobileAppPhones"] = mobile
-	c["directoryEntries"] = 0
-	if p.Directory != nil {
-		c["directoryEntries"] = 1
+	if opts.DeleteAnsweringRules {
+		c["answeringRules"] = len(p.Rules)
+	}
+	if opts.DeleteCustomContacts {
+		c["customContacts"] = len(p.Contacts)
+	}
+	if opts.UnassignPhoneNumbers {
+		c["phoneNumbers"] = len(p.Numbers)
+	}
+	if opts.RemoveDeviceLines {
+		c["deviceLines"] = len(p.Lines) + len(p.Devices)
 	}
 	return c
 }
+
+// AlwaysRemoved names what every reset removes, whatever the options.
+var AlwaysRemoved = []string{"name", "email", "password", "voicemailPin", "softPhones"}
 
 // FinalStatus is how a job ends, from its counters: SUCCEEDED when every user was reset,
 // FAILED when none was, PARTIALLY_FAILED in between. mapFailed says the state machine

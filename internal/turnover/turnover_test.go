@@ -64,3 +64,31 @@ func TestJobPercent(t *testing.T) {
 		}
 	}
 }
+
+func TestNewIdentityValidate(t *testing.T) {
+	good := turnover.NewIdentity{Extension: "1000", FirstName: "Ann", LastName: "Lee", Email: "ann.lee@example.com", Department: "Sales"}
+	if err := good.Validate(); err != nil {
+		t.Fatalf("good identity: %v", err)
+	}
+	tests := []struct {
+		name   string
+		change func(*turnover.NewIdentity)
+	}{
+		{"no first name", func(n *turnover.NewIdentity) { n.FirstName = " " }},
+		{"no last name", func(n *turnover.NewIdentity) { n.LastName = "" }},
+		{"long name", func(n *turnover.NewIdentity) { n.LastName = string(make([]byte, 65)) }},
+		{"control", func(n *turnover.NewIdentity) { n.FirstName = "A\nB" }},
+		{"padded", func(n *turnover.NewIdentity) { n.FirstName = " Ann" }},
+		{"no email", func(n *turnover.NewIdentity) { n.Email = "" }},
+		{"display name", func(n *turnover.NewIdentity) { n.Email = "Ann <ann@example.com>" }},
+		{"no domain dot", func(n *turnover.NewIdentity) { n.Email = "ann@localhost" }},
+		{"not an address", func(n *turnover.NewIdentity) { n.Email = "ann.example.com" }},
+	}
+	for _, tt := range tests {
+		n := good
+		tt.change(&n)
+		if err := n.Validate(); turnover.ErrorCode(err) != turnover.EINVALID {
+			t.Errorf("%s: Validate() = %v, want EINVALID", tt.name, err)
+		}
+	}
+}
