@@ -6,6 +6,7 @@ package e2e_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -76,7 +77,18 @@ func token(t *testing.T, domain, scope string) string {
 }
 
 // doIn sends one request to the local HTTP API and decodes its JSON answer into out.
+// POSTs that change things carry a fresh Idempotency-Key.
 func doIn(t *testing.T, tok, method, path string, body any, out any) int {
+	t.Helper()
+	key := ""
+	if method == "POST" && !strings.HasSuffix(path, ":preview") {
+		key = rand.Text()
+	}
+	return doWithKey(t, tok, method, path, key, body, out)
+}
+
+// doWithKey is doIn with a chosen Idempotency-Key ("" for none).
+func doWithKey(t *testing.T, tok, method, path, key string, body any, out any) int {
 	t.Helper()
 	var rd io.Reader
 	if body != nil {
@@ -94,6 +106,9 @@ func doIn(t *testing.T, tok, method, path string, body any, out any) int {
 		req.Header.Set("Authorization", "Bearer "+tok)
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if key != "" {
+		req.Header.Set("Idempotency-Key", key)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -291,6 +306,47 @@ func TestResetOneUserEndToEnd(t *testing.T) {
 	for _, op := range []string{"states.StartExecution", "lambda.Invoke", "s3.GetObject", "dynamodb.TransactWriteItems"} {
 		if after[op] <= calls[op] {
 			t.Errorf("no %s crossed the front door during the job (%d before, %d after)", op, calls[op], after[op])
+		}
+	}
+}
+
+func TestTenIdenticalStartsMakeOneJob(t *testing.T) {
+	domain := freshDomain(t, "idem")
+	tok := tokenFor(t, domain)
+	body := map[string]any{"users": []string{"1009"}, "options": map[string]any{}, "confirm": true}
+	before := stack.Calls()["states.StartExecution"]
+	ids := make(chan string, 10)
+	for range 10 {
+		go func() {
+			var j job
+			status := doWithKey(t, tok, "POST", "/v1/domains/"+domain+"/resets", "same-key", body, &j)
+			if status != http.StatusAccepted {
+				t.Errorf("status %d", status)
+			}
+			ids <- j.JobID
+		}()
+	}
+	seen := map[string]bool{}
+	for range 10 {
+		seen[<-ids] = true
+	}
+	if len(seen) != 1 {
+		t.Fatalf("ten identical starts answered with job ids %v, want one", seen)
+	}
+	if n := stack.Calls()["states.StartExecution"] - before; n != 1 {
+		t.Errorf("%d executions started, want 1", n)
+	}
+	var e struct{ Error struct{ Code string } }
+	body["users"] = []string{"1002"}
+	if status := doWithKey(t, tok, "POST", "/v1/domains/"+domain+"/resets", "same-key", body, &e); status != 422 {
+		t.Errorf("same key, other body: %d %+v, want 422", status, e)
+	}
+	if status := doWithKey(t, tok, "POST", "/v1/domains/"+domain+"/resets", "", body, &e); status != 400 {
+		t.Errorf("no key: %d, want 400", status)
+	}
+	for id := range seen {
+		if j := waitJob(t, tok, domain, id); j.Status != "SUCCEEDED" {
+			t.Errorf("job = %+v", j)
 		}
 	}
 }

@@ -279,14 +279,32 @@ func (s *Stack) authorize(r *http.Request, a *JWTAuthorizer) (*verifiedToken, er
 	if h, ok := strings.CutPrefix(a.IdentitySource, "$request.header."); ok {
 		header = h
 	}
-	raw := strings.TrimSpace(r.Header.Get(header))
-	if raw == "" {
-		return nil, errors.New("no token")
+	vs := r.Header.Values(header)
+	if len(vs) != 1 {
+		return nil, fmt.Errorf("%d %s headers, want one", len(vs), header)
 	}
-	if len(raw) > 7 && strings.EqualFold(raw[:7], "bearer ") {
-		raw = strings.TrimSpace(raw[7:])
+	raw, err := bearerToken(vs[0])
+	if err != nil {
+		return nil, err
 	}
 	return verifyToken(&s.key.PublicKey, a, raw, time.Now())
+}
+
+// bearerToken returns the token of an identity source value, "Bearer <token>" or the
+// bare token as API Gateway also takes it. Another scheme, such as Basic, is refused
+// here rather than left for the JWT parser to trip over.
+func bearerToken(v string) (string, error) {
+	v = strings.TrimSpace(v)
+	if scheme, rest, ok := strings.Cut(v, " "); ok {
+		if !strings.EqualFold(scheme, "Bearer") {
+			return "", errors.New("not a bearer token")
+		}
+		v = strings.TrimSpace(rest)
+	}
+	if v == "" || strings.ContainsAny(v, " \t") {
+		return "", errors.New("no token")
+	}
+	return v, nil
 }
 
 // apiEvent builds the payload format 2.0 event API Gateway sends for r.

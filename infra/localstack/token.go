@@ -40,7 +40,7 @@ type JWTAuthorizer struct {
 
 // TokenClaims are the claims of a dev token. Zero fields take the defaults: subject
 // 1003@<domain>, domain niftywidgets, scope office_manager, the authorizer's issuer and
-// first audience, and an expiry TTL (12h) from now.
+// first audience, issued now, and an expiry TTL (12h) from now.
 type TokenClaims struct {
 	Subject string
 	Domain  string
@@ -49,10 +49,18 @@ type TokenClaims struct {
 	Domains []string
 	TTL     time.Duration
 
-	// Issuer, Audience and ExpiresAt override the defaults, for tokens that must fail.
-	Issuer    string
-	Audience  string
+	// The fields below override the defaults, mostly for tokens that must fail.
+	Issuer   string
+	Audience string
+	// Audiences, when set, becomes the array claim "aud" in place of Audience.
+	Audiences []string
 	ExpiresAt time.Time
+	// NoExpiry leaves out the "exp" claim.
+	NoExpiry bool
+	// IssuedAt replaces the "iat" of now.
+	IssuedAt time.Time
+	// NotBefore, when set, becomes the "nbf" claim.
+	NotBefore time.Time
 }
 
 // DefaultJWTAuthorizer returns the default authorizer of the first HTTP API in
@@ -123,14 +131,27 @@ func signToken(key *rsa.PrivateKey, a JWTAuthorizer, c TokenClaims, now time.Tim
 	if !c.ExpiresAt.IsZero() {
 		exp = c.ExpiresAt
 	}
+	iat := now
+	if !c.IssuedAt.IsZero() {
+		iat = c.IssuedAt
+	}
 	claims := jwt.MapClaims{
 		"iss":    c.Issuer,
 		"sub":    c.Subject,
 		"aud":    c.Audience,
 		"domain": c.Domain,
 		"scope":  c.Scope,
-		"iat":    now.Unix(),
+		"iat":    iat.Unix(),
 		"exp":    exp.Unix(),
+	}
+	if len(c.Audiences) > 0 {
+		claims["aud"] = c.Audiences
+	}
+	if c.NoExpiry {
+		delete(claims, "exp")
+	}
+	if !c.NotBefore.IsZero() {
+		claims["nbf"] = c.NotBefore.Unix()
 	}
 	if len(c.Domains) > 0 {
 		claims["domains"] = c.Domains
@@ -144,6 +165,11 @@ func signToken(key *rsa.PrivateKey, a JWTAuthorizer, c TokenClaims, now time.Tim
 	return s, nil
 }
 
+// PublicKey returns the public half of the key that signs and checks the HTTP API's
+// tokens, as an identity provider publishes it in its JWKS.
+func (s *Stack) PublicKey() *rsa.PublicKey { return &s.key.PublicKey }
+
+// keyID names a key in a token's kid header, as a JWKS entry would.
 func keyID(pub *rsa.PublicKey) string {
 	der, _ := x509.MarshalPKIXPublicKey(pub)
 	sum := sha256.Sum256(der)
@@ -230,22 +256,35 @@ type verifiedToken struct {
 }
 
 // verifyToken checks a token the way the HTTP API JWT authorizer does: RS256 signed by
-// key, iss equal to the issuer, aud holding one of the audiences, exp present and in
-// the future, nbf and iat not in the future.
+// key and naming it by kid, iss equal to the issuer, aud holding one of the audiences,
+// exp present and in the future, nbf and iat not in the future. There is no leeway:
+// the only key that verifies is the stack's, so signer and checker share one clock.
+// An authorizer without an issuer or an audience refuses every token rather than
+// skipping the check. The error says why a token was refused, for the log only.
 func verifyToken(key *rsa.PublicKey, a *JWTAuthorizer, raw string, now time.Time) (*verifiedToken, error) {
-	opts := []jwt.ParserOption{
+	if a.Issuer == "" {
+		return nil, fmt.Errorf("authorizer %s has no issuer", a.Name)
+	}
+	if len(a.Audience) == 0 {
+		return nil, fmt.Errorf("authorizer %s has no audience", a.Name)
+	}
+	parser := jwt.NewParser(
 		jwt.WithValidMethods([]string{jwt.SigningMethodRS256.Alg()}),
 		jwt.WithIssuer(a.Issuer),
+		jwt.WithAudience(a.Audience...),
 		jwt.WithExpirationRequired(),
 		jwt.WithIssuedAt(),
 		jwt.WithJSONNumber(),
 		jwt.WithTimeFunc(func() time.Time { return now }),
-	}
-	if len(a.Audience) > 0 {
-		opts = append(opts, jwt.WithAudience(a.Audience...))
-	}
+	)
+	kid := keyID(key)
 	claims := jwt.MapClaims{}
-	_, err := jwt.NewParser(opts...).ParseWithClaims(raw, claims, func(*jwt.Token) (any, error) { return key, nil })
+	_, err := parser.ParseWithClaims(raw, claims, func(t *jwt.Token) (any, error) {
+		if got, _ := t.Header["kid"].(string); got != kid {
+			return nil, fmt.Errorf("unknown kid %q", got)
+		}
+		return key, nil
+	})
 	if err != nil {
 		return nil, err
 	}

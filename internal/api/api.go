@@ -44,18 +44,21 @@ type Executions interface {
 
 // Server serves the API.
 type Server struct {
-	Users      Users
-	Jobs       Jobs
-	Manifests  Manifests
-	Executions Executions
-	Log        *slog.Logger
+	Users       Users
+	Jobs        Jobs
+	Manifests   Manifests
+	Executions  Executions
+	Idempotency Idempotency
+	Log         *slog.Logger
 	// BatchSize is how many users one reset invocation handles.
 	BatchSize int
 	// Identity reads the caller's verified identity; by default from the API Gateway
 	// JWT authorizer's claims.
 	Identity func(*http.Request) (turnover.Identity, bool)
-	// NewJobID returns a fresh job id; by default 32 random hex digits.
-	NewJobID func() string
+	// NewJobID returns the id of the job a request with an Idempotency-Key starts; by
+	// default derived from the domain and the key, so even a forgotten key cannot start
+	// the same job twice.
+	NewJobID func(domain, idempotencyKey string) string
 	Now      func() time.Time
 }
 
@@ -74,12 +77,12 @@ func (s *Server) Handler() http.Handler {
 		s.Now = time.Now
 	}
 	mux := http.NewServeMux()
-	domain := func(pattern string, h func(http.ResponseWriter, *http.Request, turnover.Identity) error) {
+	domain := func(pattern string, h handlerFunc) {
 		mux.Handle(pattern, s.authorized(h))
 	}
 	domain("GET /v1/domains/{domain}/users", s.listUsers)
 	domain("GET /v1/domains/{domain}/users/{ext}", s.getUser)
-	domain("POST /v1/domains/{domain}/resets", s.startReset)
+	domain("POST /v1/domains/{domain}/resets", s.idempotent(s.startReset))
 	domain("POST /v1/domains/{domain}/resets:preview", s.previewReset)
 	domain("GET /v1/domains/{domain}/resets/{jobId}", s.getReset)
 	domain("GET /v1/domains/{domain}/directory", s.lookupDirectory)
@@ -93,7 +96,7 @@ func (s *Server) Handler() http.Handler {
 // authorized runs h for a caller who may act on the path's domain: 401 without a
 // verified identity, 403 for a domain the identity may not act on, before h reads or
 // changes anything.
-func (s *Server) authorized(h func(http.ResponseWriter, *http.Request, turnover.Identity) error) http.Handler {
+func (s *Server) authorized(h handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, ok := s.Identity(r)
 		if !ok {

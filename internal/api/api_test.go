@@ -3,11 +3,13 @@ package api_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
 	"strings"
@@ -32,13 +34,14 @@ type fake struct {
 	manifests  map[string][]turnover.Batch
 	recycle    map[string][]turnover.NewIdentity
 	running    []string
+	idem       map[string]*turnover.IdempotencyRecord
 	executions []turnover.ExecutionInput
 	calls      int
 	fail       error
 }
 
 func newFake() *fake {
-	f := &fake{users: map[string]turnover.User{}, jobs: map[string]turnover.Job{}, results: map[string][]turnover.UserResult{}, manifests: map[string][]turnover.Batch{}, recycle: map[string][]turnover.NewIdentity{}}
+	f := &fake{users: map[string]turnover.User{}, jobs: map[string]turnover.Job{}, results: map[string][]turnover.UserResult{}, manifests: map[string][]turnover.Batch{}, recycle: map[string][]turnover.NewIdentity{}, idem: map[string]*turnover.IdempotencyRecord{}}
 	for _, u := range []turnover.User{
 		{Domain: "niftywidgets", Extension: "1002", FirstName: "Kaylee", LastName: "Frye", Email: "kaylee@example.com", Scope: turnover.ScopeBasicUser, Status: turnover.StatusActive},
 		{Domain: "niftywidgets", Extension: "1003", FirstName: "Jayne", LastName: "Cobb", Scope: turnover.ScopeOfficeManager, Status: turnover.StatusPasswordRequired},
@@ -122,6 +125,34 @@ func (f *fake) GetManifest(_ context.Context, domain, jobID string) ([]turnover.
 	return f.manifests[domain+"/"+jobID], nil
 }
 
+func (f *fake) ClaimIdempotencyKey(_ context.Context, domain, key, hash string, _ time.Duration) (*turnover.IdempotencyRecord, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if r, ok := f.idem[domain+"/"+key]; ok {
+		c := *r
+		return &c, nil
+	}
+	f.idem[domain+"/"+key] = &turnover.IdempotencyRecord{RequestHash: hash}
+	return nil, nil
+}
+
+func (f *fake) CompleteIdempotencyKey(_ context.Context, domain, key string, status int, body []byte) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r := f.idem[domain+"/"+key]
+	r.Complete, r.Status, r.Body = true, status, body
+	return nil
+}
+
+func (f *fake) ReleaseIdempotencyKey(_ context.Context, domain, key string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if r := f.idem[domain+"/"+key]; r != nil && !r.Complete {
+		delete(f.idem, domain+"/"+key)
+	}
+	return nil
+}
+
 func (f *fake) LookupDirectory(context.Context, string, string) ([]turnover.DirectoryEntry, error) {
 	return nil, f.touch()
 }
@@ -167,7 +198,8 @@ func (f *fake) StartJob(_ context.Context, in turnover.ExecutionInput) error {
 
 // call sends one API Gateway HTTP API event, built from the fixture, through the same
 // adapter the api function uses.
-func call(t *testing.T, f *fake, method, path, body string, claims map[string]string) (int, map[string]any) {
+// POSTs to resets get an Idempotency-Key unless headers say otherwise ("" drops it).
+func call(t *testing.T, f *fake, method, path, body string, claims map[string]string, headers ...string) (int, map[string]any) {
 	t.Helper()
 	raw, err := os.ReadFile("testdata/list-users.json")
 	if err != nil {
@@ -181,15 +213,26 @@ func call(t *testing.T, f *fake, method, path, body string, claims map[string]st
 	ev.RawPath, ev.RawQueryString = p, q
 	ev.RequestContext.HTTP.Method, ev.RequestContext.HTTP.Path = method, p
 	ev.Body = body
+	ev.Headers = maps.Clone(ev.Headers)
+	if method == "POST" && strings.HasSuffix(path, "/resets") {
+		ev.Headers["idempotency-key"] = fmt.Sprintf("key-%x", sha256.Sum256([]byte(body)))
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		if headers[i+1] == "" {
+			delete(ev.Headers, headers[i])
+		} else {
+			ev.Headers[headers[i]] = headers[i+1]
+		}
+	}
 	if claims == nil {
 		ev.RequestContext.Authorizer = nil
 	} else {
 		ev.RequestContext.Authorizer.JWT.Claims = claims
 	}
 	srv := &api.Server{
-		Users: f, Jobs: f, Manifests: f, Executions: f, BatchSize: 2,
+		Users: f, Jobs: f, Manifests: f, Executions: f, Idempotency: f, BatchSize: 2,
 		Log:      slog.New(slog.NewJSONHandler(io.Discard, nil)),
-		NewJobID: func() string { return "job1" },
+		NewJobID: func(string, string) string { return "job1" },
 		Now:      func() time.Time { return time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC) },
 	}
 	resp, err := httpadapter.NewV2(srv.Handler()).ProxyWithContext(context.Background(), ev)
@@ -477,5 +520,39 @@ func TestPreview(t *testing.T) {
 	}
 	if len(f.jobs)+len(f.executions) != 0 {
 		t.Errorf("a preview started a job")
+	}
+}
+
+func TestIdempotencyKey(t *testing.T) {
+	f := newFake()
+	body := `{"users":["1009"],"confirm":true}`
+	status, resp := call(t, f, "POST", "/v1/domains/niftywidgets/resets", body, manager("niftywidgets"), "idempotency-key", "")
+	if status != 400 || errorCode(t, resp) != "invalid_request" || !strings.Contains(fmt.Sprint(resp), "Idempotency-Key") {
+		t.Fatalf("no key: %d %v", status, resp)
+	}
+	if len(f.jobs)+len(f.idem) != 0 {
+		t.Fatalf("a request without a key wrote something")
+	}
+	first, a := call(t, f, "POST", "/v1/domains/niftywidgets/resets", body, manager("niftywidgets"), "idempotency-key", "k1")
+	again, b := call(t, f, "POST", "/v1/domains/niftywidgets/resets", "{\n  \"users\": [\"1009\"], \"confirm\": true\n}", manager("niftywidgets"), "idempotency-key", "k1")
+	if first != 202 || again != 202 || fmt.Sprint(a) != fmt.Sprint(b) {
+		t.Errorf("replay: %d %v then %d %v, want the same 202", first, a, again, b)
+	}
+	if len(f.executions) != 1 {
+		t.Errorf("%d executions started for one key, want 1", len(f.executions))
+	}
+	status, resp = call(t, f, "POST", "/v1/domains/niftywidgets/resets", `{"users":["1002"],"confirm":true}`, manager("niftywidgets"), "idempotency-key", "k1")
+	if status != 422 || errorCode(t, resp) != "unprocessable" {
+		t.Errorf("same key, other body: %d %v, want 422", status, resp)
+	}
+	// A refused request releases its key: fixed, the same key then works.
+	status, _ = call(t, f, "POST", "/v1/domains/niftywidgets/resets", `{"users":["4242"],"confirm":true}`, manager("niftywidgets"), "idempotency-key", "k2")
+	if status != 422 || f.idem["niftywidgets/k2"] != nil {
+		t.Errorf("refused request: %d, record %v; want 422 and no record", status, f.idem["niftywidgets/k2"])
+	}
+	for _, bad := range []string{strings.Repeat("x", 256), "with space", "tab\there"} {
+		if status, _ := call(t, f, "POST", "/v1/domains/niftywidgets/resets", body, manager("niftywidgets"), "idempotency-key", bad); status != 400 {
+			t.Errorf("key %q: %d, want 400", bad, status)
+		}
 	}
 }

@@ -1,7 +1,7 @@
 package api
 
 import (
-	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"net/http"
@@ -119,7 +119,7 @@ func (s *Server) startReset(w http.ResponseWriter, r *http.Request, id turnover.
 		return err
 	}
 	job := turnover.Job{
-		Domain: domain, ID: s.NewJobID(), Status: turnover.JobRunning, Options: req.Options,
+		Domain: domain, ID: s.NewJobID(domain, idempotencyKey(r)), Status: turnover.JobRunning, Options: req.Options,
 		Total: len(req.Users), CreatedBy: id.Subject, CreatedAt: s.Now().UTC(),
 	}
 	if err := s.Jobs.CreateJob(r.Context(), job); err != nil {
@@ -258,8 +258,8 @@ func (s *Server) getReset(w http.ResponseWriter, r *http.Request, _ turnover.Ide
 	return nil
 }
 
-func newJobID() string {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b) // crypto/rand.Read never fails
-	return hex.EncodeToString(b)
+// newJobID derives a job's id from the domain and the request's Idempotency-Key.
+func newJobID(domain, idempotencyKey string) string {
+	sum := sha256.Sum256([]byte("job\n" + domain + "\n" + idempotencyKey))
+	return hex.EncodeToString(sum[:16])
 }

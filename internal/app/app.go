@@ -45,12 +45,13 @@ func API(ctx context.Context, awsCfg aws.Config, lookup config.Lookup) (lambda.H
 	}
 	store := dynamo.New(dynamodb.NewFromConfig(awsCfg), cfg.TableName)
 	srv := &api.Server{
-		Users:      store,
-		Jobs:       store,
-		Manifests:  s3store.New(s3.NewFromConfig(awsCfg), cfg.BucketName),
-		Executions: stepfn.New(sfn.NewFromConfig(awsCfg), cfg.StateMachineARN),
-		Log:        lambdacontext.NewLogger(),
-		BatchSize:  cfg.BatchSize,
+		Users:       store,
+		Jobs:        store,
+		Manifests:   s3store.New(s3.NewFromConfig(awsCfg), cfg.BucketName),
+		Executions:  stepfn.New(sfn.NewFromConfig(awsCfg), cfg.StateMachineARN),
+		Idempotency: store,
+		Log:         lambdacontext.NewLogger(),
+		BatchSize:   cfg.BatchSize,
 	}
 	return lambda.NewHandler(httpadapter.NewV2(srv.Handler()).ProxyWithContext), nil
 }

@@ -180,3 +180,12 @@ func FinalStatus(total, done, failed int, mapFailed bool) JobStatus {
 		return JobPartiallyFailed
 	}
 }
+
+// IdempotencyRecord is what a domain's Idempotency-Key remembers: a hash of the request
+// that first came with it and, once Complete, the response that request got.
+type IdempotencyRecord struct {
+	RequestHash string
+	Complete    bool
+	Status      int
+	Body        []byte
+}
