@@ -376,7 +376,11 @@ func TestRetriedBatchAndMissingUser(t *testing.T) {
 	if c := changes(afterFirst, takeSnapshot(t)); len(c) != 0 {
 		t.Errorf("the retried batch changed %v", c)
 	}
-	job, results, err := store().GetJob(ctx, domain, "retry-job")
+	job, err := store().GetJob(ctx, domain, "retry-job")
+	if err != nil {
+		t.Fatal(err)
+	}
+	results, err := store().ListResults(ctx, domain, "retry-job")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,7 +26,10 @@ type Users interface {
 // Jobs records reset jobs and reads their progress.
 type Jobs interface {
 	CreateJob(ctx context.Context, j turnover.Job) error
-	GetJob(ctx context.Context, domain, jobID string) (turnover.Job, []turnover.UserResult, error)
+	GetJob(ctx context.Context, domain, jobID string) (turnover.Job, error)
+	GetResults(ctx context.Context, domain, jobID string, exts []string) (map[string]turnover.UserResult, error)
+	ListResults(ctx context.Context, domain, jobID string) ([]turnover.UserResult, error)
+	GetRecycleRows(ctx context.Context, domain, jobID string) ([]turnover.NewIdentity, error)
 	PutRecycleRows(ctx context.Context, domain, jobID string, rows []turnover.NewIdentity) error
 	RunningJobs(ctx context.Context, domain string) ([]string, error)
 }
@@ -85,6 +88,8 @@ func (s *Server) Handler() http.Handler {
 	domain("POST /v1/domains/{domain}/resets", s.idempotent(s.startReset))
 	domain("POST /v1/domains/{domain}/resets:preview", s.previewReset)
 	domain("GET /v1/domains/{domain}/resets/{jobId}", s.getReset)
+	domain("GET /v1/domains/{domain}/resets/{jobId}/report.csv", s.resetReport)
+	domain("POST /v1/domains/{domain}/resets/{jobAction}", s.idempotent(s.jobAction))
 	domain("GET /v1/domains/{domain}/directory", s.lookupDirectory)
 	domain("GET /v1/domains/{domain}/numbers", s.listNumbers)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

@@ -12,6 +12,7 @@ import (
 	"maps"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -171,15 +172,33 @@ func (f *fake) CreateJob(_ context.Context, j turnover.Job) error {
 	return nil
 }
 
-func (f *fake) GetJob(_ context.Context, domain, id string) (turnover.Job, []turnover.UserResult, error) {
+func (f *fake) GetJob(_ context.Context, domain, id string) (turnover.Job, error) {
 	if err := f.touch(); err != nil {
-		return turnover.Job{}, nil, err
+		return turnover.Job{}, err
 	}
 	j, ok := f.jobs[domain+"/"+id]
 	if !ok {
-		return j, nil, turnover.Errorf(turnover.ENOTFOUND, "no job")
+		return j, turnover.Errorf(turnover.ENOTFOUND, "no job")
 	}
-	return j, f.results[domain+"/"+id], nil
+	return j, nil
+}
+
+func (f *fake) ListResults(_ context.Context, domain, id string) ([]turnover.UserResult, error) {
+	return f.results[domain+"/"+id], f.touch()
+}
+
+func (f *fake) GetResults(_ context.Context, domain, id string, exts []string) (map[string]turnover.UserResult, error) {
+	out := map[string]turnover.UserResult{}
+	for _, r := range f.results[domain+"/"+id] {
+		if slices.Contains(exts, r.Extension) {
+			out[r.Extension] = r
+		}
+	}
+	return out, f.touch()
+}
+
+func (f *fake) GetRecycleRows(_ context.Context, domain, id string) ([]turnover.NewIdentity, error) {
+	return f.recycle[domain+"/"+id], f.touch()
 }
 
 func (f *fake) PutManifest(_ context.Context, domain, jobID string, b []turnover.Batch) (turnover.ManifestLocation, error) {
@@ -554,5 +573,65 @@ func TestIdempotencyKey(t *testing.T) {
 		if status, _ := call(t, f, "POST", "/v1/domains/niftywidgets/resets", body, manager("niftywidgets"), "idempotency-key", bad); status != 400 {
 			t.Errorf("key %q: %d, want 400", bad, status)
 		}
+	}
+}
+
+func TestResultsPages(t *testing.T) {
+	f := newFake()
+	f.jobs["niftywidgets/big"] = turnover.Job{Domain: "niftywidgets", ID: "big", Status: turnover.JobRunning, Total: 5}
+	f.manifests["niftywidgets/big"] = []turnover.Batch{{Users: []string{"1001", "1002"}}, {Users: []string{"1003", "1004"}}, {Users: []string{"1005"}}}
+	f.results["niftywidgets/big"] = []turnover.UserResult{{Extension: "1004", Outcome: turnover.OutcomeReset}}
+	var got []string
+	path := "/v1/domains/niftywidgets/resets/big?limit=2"
+	for range 5 {
+		status, body := call(t, f, "GET", path, "", manager("niftywidgets"))
+		if status != 200 {
+			t.Fatalf("status %d %v", status, body)
+		}
+		for _, u := range body["users"].([]any) {
+			got = append(got, fmt.Sprint(u.(map[string]any)["extension"], ":", u.(map[string]any)["status"]))
+		}
+		next, _ := body["nextCursor"].(string)
+		if next == "" {
+			break
+		}
+		path = "/v1/domains/niftywidgets/resets/big?limit=2&cursor=" + next
+	}
+	if want := "[1001:pending 1002:pending 1003:pending 1004:reset 1005:pending]"; fmt.Sprint(got) != want {
+		t.Errorf("pages = %v, want %s", got, want)
+	}
+	if status, _ := call(t, f, "GET", "/v1/domains/niftywidgets/resets/big?cursor=bogus", "", manager("niftywidgets")); status != 400 {
+		t.Errorf("bad cursor: %d", status)
+	}
+}
+
+func TestRetryAndReport(t *testing.T) {
+	f := newFake()
+	f.jobs["niftywidgets/done"] = turnover.Job{Domain: "niftywidgets", ID: "done", Status: turnover.JobPartiallyFailed, Total: 2, Done: 1, Failed: 1,
+		CreatedBy: "1003@niftywidgets", Options: turnover.ResetOptions{DeleteCustomContacts: true}}
+	f.manifests["niftywidgets/done"] = []turnover.Batch{{Users: []string{"1009", "1002"}}}
+	f.results["niftywidgets/done"] = []turnover.UserResult{
+		{Extension: "1002", Outcome: turnover.OutcomeReset, Deleted: map[string]int{"customContacts": 2}},
+		{Extension: "1009", Outcome: turnover.OutcomeFailed, Error: "=cmd|stopped"},
+	}
+	status, body := call(t, f, "POST", "/v1/domains/niftywidgets/resets/done:retry", "", manager("niftywidgets"), "idempotency-key", "retry-1")
+	if status != 202 {
+		t.Fatalf("retry: %d %v", status, body)
+	}
+	if got := f.manifests["niftywidgets/job1"]; len(got) != 1 || fmt.Sprint(got[0].Users) != "[1009]" {
+		t.Errorf("retry job users = %v, want [1009]", got)
+	}
+	if !f.executions[0].Options.DeleteCustomContacts {
+		t.Errorf("retry lost the options")
+	}
+	f.jobs["niftywidgets/run"] = turnover.Job{Domain: "niftywidgets", ID: "run", Status: turnover.JobRunning}
+	if status, _ := call(t, f, "POST", "/v1/domains/niftywidgets/resets/run:retry", "", manager("niftywidgets"), "idempotency-key", "retry-2"); status != 409 {
+		t.Errorf("retry of a running job: %d, want 409", status)
+	}
+	if status, _ := call(t, f, "POST", "/v1/domains/niftywidgets/resets/done:explode", "", manager("niftywidgets"), "idempotency-key", "retry-3"); status != 404 {
+		t.Errorf("unknown action: %d, want 404", status)
+	}
+	if status, _ := call(t, f, "POST", "/v1/domains/niftywidgets/resets/done:retry", "", manager("niftywidgets"), "idempotency-key", ""); status != 400 {
+		t.Errorf("retry without a key: %d, want 400", status)
 	}
 }

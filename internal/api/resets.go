@@ -2,10 +2,12 @@ package api
 
 import (
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -56,45 +58,32 @@ type jobJSON struct {
 	CreatedAt  time.Time             `json:"createdAt"`
 	FinishedAt *time.Time            `json:"finishedAt"`
 	Users      []resultJSON          `json:"users"`
+	NextCursor *string               `json:"nextCursor"`
 }
 
-// newJobJSON shows a job with one row per user, in the order the request named them:
-// the user's result, or pending while the job has not reached them.
-func newJobJSON(j turnover.Job, users []string, results []turnover.UserResult) jobJSON {
+// newJobJSON shows a job with one row per user of the page: the user's result, or
+// pending while the job has not reached them.
+func newJobJSON(j turnover.Job, users []string, results map[string]turnover.UserResult, next *string) jobJSON {
 	body := jobJSON{
 		JobID: j.ID, Status: string(j.Status), Total: j.Total, Done: j.Done, Failed: j.Failed,
-		Percent: j.Percent(), Options: j.Options, CreatedAt: j.CreatedAt, Users: []resultJSON{},
+		Percent: j.Percent(), Options: j.Options, CreatedAt: j.CreatedAt, Users: make([]resultJSON, len(users)), NextCursor: next,
 	}
 	if !j.FinishedAt.IsZero() {
 		t := j.FinishedAt
 		body.FinishedAt = &t
 	}
-	byExt := make(map[string]turnover.UserResult, len(results))
-	for _, r := range results {
-		byExt[r.Extension] = r
-	}
-	row := func(r turnover.UserResult) resultJSON {
-		out := resultJSON{Extension: r.Extension, Status: string(r.Outcome), Deleted: r.Deleted}
-		if out.Deleted == nil {
-			out.Deleted = map[string]int{}
-		}
-		if r.Error != "" {
-			e := r.Error
-			out.Error = &e
-		}
-		return out
-	}
-	for _, ext := range users {
-		r, ok := byExt[ext]
+	for i, ext := range users {
+		r, ok := results[ext]
 		if !ok {
 			r = turnover.UserResult{Extension: ext, Outcome: turnover.OutcomePending}
 		}
-		delete(byExt, ext)
-		body.Users = append(body.Users, row(r))
-	}
-	for _, r := range results { // results of users the manifest no longer lists
-		if _, ok := byExt[r.Extension]; ok {
-			body.Users = append(body.Users, row(r))
+		body.Users[i] = resultJSON{Extension: ext, Status: string(r.Outcome), Deleted: r.Deleted}
+		if r.Deleted == nil {
+			body.Users[i].Deleted = map[string]int{}
+		}
+		if r.Error != "" {
+			e := r.Error
+			body.Users[i].Error = &e
 		}
 	}
 	return body
@@ -118,33 +107,40 @@ func (s *Server) startReset(w http.ResponseWriter, r *http.Request, id turnover.
 	if err := s.checkUsersExist(r, domain, req.Users); err != nil {
 		return err
 	}
+	rows := make([]turnover.NewIdentity, len(req.Recycle))
+	for i, row := range req.Recycle {
+		rows[i] = row.identity()
+	}
+	return s.createJob(w, r, id, req.Users, req.Options, rows)
+}
+
+// createJob starts a job: the job item, the new identities of recycled extensions, its
+// manifest of batches in S3, then the execution named after the job; 202 with the job.
+func (s *Server) createJob(w http.ResponseWriter, r *http.Request, id turnover.Identity, users []string, opts turnover.ResetOptions, rows []turnover.NewIdentity) error {
+	domain := r.PathValue("domain")
 	job := turnover.Job{
-		Domain: domain, ID: s.NewJobID(domain, idempotencyKey(r)), Status: turnover.JobRunning, Options: req.Options,
-		Total: len(req.Users), CreatedBy: id.Subject, CreatedAt: s.Now().UTC(),
+		Domain: domain, ID: s.NewJobID(domain, idempotencyKey(r)), Status: turnover.JobRunning, Options: opts,
+		Total: len(users), CreatedBy: id.Subject, CreatedAt: s.Now().UTC(),
 	}
 	if err := s.Jobs.CreateJob(r.Context(), job); err != nil {
 		return err
 	}
-	if len(req.Recycle) > 0 {
-		rows := make([]turnover.NewIdentity, len(req.Recycle))
-		for i, row := range req.Recycle {
-			rows[i] = row.identity()
-		}
+	if len(rows) > 0 {
 		if err := s.Jobs.PutRecycleRows(r.Context(), domain, job.ID, rows); err != nil {
 			return err
 		}
 	}
-	manifest, err := s.Manifests.PutManifest(r.Context(), domain, job.ID, batches(req.Users, s.BatchSize))
+	manifest, err := s.Manifests.PutManifest(r.Context(), domain, job.ID, batches(users, s.BatchSize))
 	if err != nil {
 		return err
 	}
-	err = s.Executions.StartJob(r.Context(), turnover.ExecutionInput{Domain: domain, JobID: job.ID, Options: req.Options, Manifest: manifest})
+	err = s.Executions.StartJob(r.Context(), turnover.ExecutionInput{Domain: domain, JobID: job.ID, Options: opts, Manifest: manifest})
 	if err != nil {
 		return err
 	}
 	s.Log.InfoContext(r.Context(), "reset job started", "apiRequestId", requestID(r), "domain", domain, "job", job.ID, "total", job.Total)
 	w.Header().Set("Location", fmt.Sprintf("/v1/domains/%s/resets/%s", domain, job.ID))
-	writeJSON(w, http.StatusAccepted, newJobJSON(job, req.Users, nil))
+	writeJSON(w, http.StatusAccepted, newJobJSON(job, pageOf(users, 0, maxResultsPage), nil, nil))
 	return nil
 }
 
@@ -237,25 +233,91 @@ func batches(users []string, n int) []turnover.Batch {
 	return out
 }
 
+const (
+	defaultResultsPage = 1000
+	maxResultsPage     = 1000
+)
+
+// getReset shows a job's progress and a page of its users, in the order the request
+// named them: each user's result, or pending.
 func (s *Server) getReset(w http.ResponseWriter, r *http.Request, _ turnover.Identity) error {
 	domain, jobID := r.PathValue("domain"), r.PathValue("jobId")
-	if !jobIDPattern.MatchString(jobID) {
-		return turnover.Errorf(turnover.ENOTFOUND, "There is no reset job %q.", jobID)
-	}
-	job, results, err := s.Jobs.GetJob(r.Context(), domain, jobID)
+	limit, offset, err := resultsPage(r)
 	if err != nil {
 		return err
+	}
+	job, users, err := s.jobUsers(r, domain, jobID)
+	if err != nil {
+		return err
+	}
+	page := pageOf(users, offset, limit)
+	results, err := s.Jobs.GetResults(r.Context(), domain, jobID, page)
+	if err != nil {
+		return err
+	}
+	var next *string
+	if end := offset + len(page); end < len(users) {
+		c := encodeOffset(end)
+		next = &c
+	}
+	writeJSON(w, http.StatusOK, newJobJSON(job, page, results, next))
+	return nil
+}
+
+// jobUsers returns a job and its users, from its manifest.
+func (s *Server) jobUsers(r *http.Request, domain, jobID string) (turnover.Job, []string, error) {
+	if !jobIDPattern.MatchString(jobID) {
+		return turnover.Job{}, nil, turnover.Errorf(turnover.ENOTFOUND, "There is no reset job %q.", jobID)
+	}
+	job, err := s.Jobs.GetJob(r.Context(), domain, jobID)
+	if err != nil {
+		return job, nil, err
 	}
 	manifest, err := s.Manifests.GetManifest(r.Context(), domain, jobID)
 	if err != nil {
-		return err
+		return job, nil, err
 	}
 	var users []string
 	for _, b := range manifest {
 		users = append(users, b.Users...)
 	}
-	writeJSON(w, http.StatusOK, newJobJSON(job, users, results))
-	return nil
+	return job, users, nil
+}
+
+func resultsPage(r *http.Request) (limit, offset int, err error) {
+	q := r.URL.Query()
+	limit = defaultResultsPage
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxResultsPage {
+			return 0, 0, turnover.Errorf(turnover.EINVALID, "limit must be a whole number from 1 to %d.", maxResultsPage)
+		}
+		limit = n
+	}
+	if c := q.Get("cursor"); c != "" {
+		if offset, err = decodeOffset(c); err != nil {
+			return 0, 0, err
+		}
+	}
+	return limit, offset, nil
+}
+
+func pageOf(users []string, offset, limit int) []string {
+	return users[min(offset, len(users)):min(offset+limit, len(users))]
+}
+
+// encodeOffset and decodeOffset make the opaque cursor of a job's pages of users.
+func encodeOffset(n int) string {
+	return base64.RawURLEncoding.EncodeToString([]byte("users:" + strconv.Itoa(n)))
+}
+
+func decodeOffset(c string) (int, error) {
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	n, perr := strconv.Atoi(strings.TrimPrefix(string(b), "users:"))
+	if err != nil || perr != nil || !strings.HasPrefix(string(b), "users:") || n < 0 {
+		return 0, turnover.Errorf(turnover.EINVALID, "The cursor is not valid here; start again without one.")
+	}
+	return n, nil
 }
 
 // newJobID derives a job's id from the domain and the request's Idempotency-Key.

@@ -3,6 +3,7 @@ package api
 import (
 	"net/http"
 	"strconv"
+	"strings"
 
 	"turnover/internal/turnover"
 )
@@ -35,11 +36,19 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request, _ turnover.Id
 	f := turnover.UserFilter{
 		Status:     turnover.Status(q.Get("status")),
 		Department: q.Get("department"),
+		Scope:      turnover.Scope(q.Get("scope")),
+		Query:      strings.TrimSpace(q.Get("q")),
 		Limit:      defaultPageSize,
 		Cursor:     q.Get("cursor"),
 	}
 	if f.Status != "" && !f.Status.Valid() {
 		return turnover.Errorf(turnover.EINVALID, "status must be active, password_required or setup_required.")
+	}
+	if f.Scope != "" && !f.Scope.Valid() {
+		return turnover.Errorf(turnover.EINVALID, "scope must be one of basic_user, call_center_agent, call_center_supervisor, office_manager, reseller, super_user.")
+	}
+	if len(f.Query) > 64 || len(f.Department) > 64 {
+		return turnover.Errorf(turnover.EINVALID, "q and department may hold at most 64 characters.")
 	}
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)

@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambdacontext"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
@@ -17,6 +18,7 @@ import (
 	"turnover/internal/api"
 	"turnover/internal/config"
 	"turnover/internal/dynamo"
+	"turnover/internal/eventbus"
 	"turnover/internal/reset"
 	"turnover/internal/s3store"
 	"turnover/internal/stepfn"
@@ -77,6 +79,10 @@ func Finalize(ctx context.Context, awsCfg aws.Config, lookup config.Lookup) (lam
 	if err != nil {
 		return nil, err
 	}
-	svc := reset.New(dynamo.New(dynamodb.NewFromConfig(awsCfg), cfg.TableName), nil, lambdacontext.NewLogger(), 1)
-	return lambda.NewHandler(svc.Finalize), nil
+	f := reset.NewFinalizer(
+		dynamo.New(dynamodb.NewFromConfig(awsCfg), cfg.TableName),
+		eventbus.New(eventbridge.NewFromConfig(awsCfg), cfg.EventBusName),
+		lambdacontext.NewLogger(),
+	)
+	return lambda.NewHandler(f.Finalize), nil
 }

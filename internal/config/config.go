@@ -36,6 +36,8 @@ type Reset struct {
 // Finalize configures the function that closes a job.
 type Finalize struct {
 	Common
+	// EventBusName is the EventBridge bus finished jobs are announced on.
+	EventBusName string
 }
 
 // LoadAPI reads the API function's settings. It fails naming every missing or bad one.
@@ -60,7 +62,7 @@ func LoadReset(lookup Lookup) (Reset, error) {
 // LoadFinalize reads the finalize function's settings. It fails naming every missing or bad one.
 func LoadFinalize(lookup Lookup) (Finalize, error) {
 	r := reader{lookup: lookup}
-	c := Finalize{Common: r.common()}
+	c := Finalize{Common: r.common(), EventBusName: r.required("EVENT_BUS_NAME")}
 	return c, r.err()
 }
 

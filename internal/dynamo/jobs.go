@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -31,12 +30,14 @@ type jobItem struct {
 	CreatedBy  string                `dynamodbav:"createdBy"`
 	CreatedAt  time.Time             `dynamodbav:"createdAt"`
 	FinishedAt *time.Time            `dynamodbav:"finishedAt,omitempty"`
+	EventSent  bool                  `dynamodbav:"eventPublished"`
 }
 
 func (j jobItem) job() turnover.Job {
 	job := turnover.Job{
 		Domain: j.Domain, ID: j.JobID, Status: turnover.JobStatus(j.Status), Options: j.Options,
 		Total: j.Total, Done: j.Done, Failed: j.Failed, CreatedBy: j.CreatedBy, CreatedAt: j.CreatedAt,
+		EventPublished: j.EventSent,
 	}
 	if j.FinishedAt != nil {
 		job.FinishedAt = *j.FinishedAt
@@ -76,49 +77,83 @@ func (s *Store) CreateJob(ctx context.Context, j turnover.Job) error {
 	return nil
 }
 
-// GetJob returns a job with every user result recorded so far, in extension order. It
-// returns an ENOTFOUND error if the domain has no such job.
-func (s *Store) GetJob(ctx context.Context, domain, jobID string) (turnover.Job, []turnover.UserResult, error) {
-	p := dynamodb.NewQueryPaginator(s.db, &dynamodb.QueryInput{
-		TableName:                 &s.table,
-		KeyConditionExpression:    aws.String("pk = :pk"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(jobPK(domain, jobID))},
-		ConsistentRead:            aws.Bool(true),
+// GetJob returns a job. It returns an ENOTFOUND error if the domain has no such job.
+func (s *Store) GetJob(ctx context.Context, domain, jobID string) (turnover.Job, error) {
+	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName: &s.table, Key: key(jobPK(domain, jobID), skJob), ConsistentRead: aws.Bool(true),
 	})
-	var (
-		job     turnover.Job
-		found   bool
-		results []turnover.UserResult
-	)
-	for p.HasMorePages() {
-		out, err := p.NextPage(ctx)
-		if err != nil {
-			return job, nil, fmt.Errorf("get job %s: %w", jobID, err)
-		}
-		for _, item := range out.Items {
-			sk := item["sk"].(*types.AttributeValueMemberS).Value
-			if !strings.HasPrefix(sk, prefixRes) && sk != skJob {
-				continue
-			}
-			if sk == skJob {
-				var j jobItem
-				if err := attributevalue.UnmarshalMap(item, &j); err != nil {
-					return job, nil, fmt.Errorf("decode job %s: %w", jobID, err)
-				}
-				job, found = j.job(), true
-				continue
-			}
-			var r resultItem
-			if err := attributevalue.UnmarshalMap(item, &r); err != nil {
-				return job, nil, fmt.Errorf("decode result of job %s: %w", jobID, err)
-			}
-			results = append(results, turnover.UserResult{Extension: r.Extension, Outcome: turnover.Outcome(r.Outcome), Deleted: r.Deleted, Error: r.Error, At: r.At})
-		}
+	if err != nil {
+		return turnover.Job{}, fmt.Errorf("get job %s: %w", jobID, err)
 	}
-	if !found {
-		return job, nil, turnover.Errorf(turnover.ENOTFOUND, "There is no reset job %s in domain %s.", jobID, domain)
+	if out.Item == nil {
+		return turnover.Job{}, turnover.Errorf(turnover.ENOTFOUND, "There is no reset job %s in domain %s.", jobID, domain)
 	}
-	return job, results, nil
+	var j jobItem
+	if err := attributevalue.UnmarshalMap(out.Item, &j); err != nil {
+		return turnover.Job{}, fmt.Errorf("decode job %s: %w", jobID, err)
+	}
+	return j.job(), nil
+}
+
+func (r resultItem) result() turnover.UserResult {
+	return turnover.UserResult{Extension: r.Extension, Outcome: turnover.Outcome(r.Outcome), Deleted: r.Deleted, Error: r.Error, At: r.At}
+}
+
+// ListResults returns every user result a job has recorded, in extension order.
+func (s *Store) ListResults(ctx context.Context, domain, jobID string) ([]turnover.UserResult, error) {
+	items, err := queryAll[resultItem](ctx, s.db, &dynamodb.QueryInput{
+		TableName:              &s.table,
+		KeyConditionExpression: aws.String("pk = :pk AND begins_with(sk, :results)"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":pk": str(jobPK(domain, jobID)), ":results": str(prefixRes),
+		},
+		ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list results of job %s: %w", jobID, err)
+	}
+	results := make([]turnover.UserResult, len(items))
+	for i, r := range items {
+		results[i] = r.result()
+	}
+	return results, nil
+}
+
+// GetResults returns the results a job has recorded for the given extensions, keyed by
+// extension; users the job has not reached are left out.
+func (s *Store) GetResults(ctx context.Context, domain, jobID string, exts []string) (map[string]turnover.UserResult, error) {
+	keys := make([]map[string]types.AttributeValue, len(exts))
+	for i, ext := range exts {
+		keys[i] = key(jobPK(domain, jobID), resultSK(ext))
+	}
+	items, err := batchGet[resultItem](ctx, s, keys)
+	if err != nil {
+		return nil, fmt.Errorf("get results of job %s: %w", jobID, err)
+	}
+	results := make(map[string]turnover.UserResult, len(items))
+	for _, r := range items {
+		results[r.Extension] = r.result()
+	}
+	return results, nil
+}
+
+// GetRecycleRows returns the new identities a job gives its extensions.
+func (s *Store) GetRecycleRows(ctx context.Context, domain, jobID string) ([]turnover.NewIdentity, error) {
+	items, err := queryAll[recycleItem](ctx, s.db, &dynamodb.QueryInput{
+		TableName:              &s.table,
+		KeyConditionExpression: aws.String("pk = :pk AND begins_with(sk, :rows)"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":pk": str(jobPK(domain, jobID)), ":rows": str(prefixRecycle),
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("get new identities of job %s: %w", jobID, err)
+	}
+	rows := make([]turnover.NewIdentity, len(items))
+	for i, r := range items {
+		rows[i] = r.identity()
+	}
+	return rows, nil
 }
 
 // FinishJob sets a running job's final status from its counters and returns the job. A
@@ -167,8 +202,7 @@ func (s *Store) FinishJob(ctx context.Context, domain, jobID string, mapFailed b
 }
 
 func (s *Store) finishedJob(ctx context.Context, domain, jobID string) (turnover.Job, error) {
-	job, _, err := s.GetJob(ctx, domain, jobID)
-	return job, err
+	return s.GetJob(ctx, domain, jobID)
 }
 
 // DeleteUserItems deletes the user's items a reset plan selects, in BatchWriteItem calls
@@ -223,7 +257,7 @@ func (s *Store) DeleteUserItems(ctx context.Context, plan turnover.ResetPlan) er
 func (s *Store) CommitReset(ctx context.Context, jobID string, plan turnover.ResetPlan, res turnover.UserResult) (bool, error) {
 	pk := userPK(plan.Domain, plan.Extension)
 	items := []types.TransactWriteItem{
-		{Update: profileUpdate(s.table, pk, jobID, plan.Recycle)},
+		{Update: profileUpdate(s.table, pk, plan.Extension, jobID, plan.Recycle)},
 		{Delete: &types.Delete{
 			TableName:                 &s.table,
 			Key:                       key(pk, skLock),
@@ -314,22 +348,24 @@ func (s *Store) ListNumbers(ctx context.Context, domain string) ([]turnover.Phon
 
 // profileUpdate clears a reset user's identity and secrets, or gives the extension its
 // recycled identity; either way the user must set up the account again.
-func profileUpdate(table, pk, jobID string, r *turnover.NewIdentity) *types.Update {
+func profileUpdate(table, pk, ext, jobID string, r *turnover.NewIdentity) *types.Update {
 	u := &types.Update{
 		TableName:                &table,
 		Key:                      key(pk, skProfile),
-		UpdateExpression:         aws.String("REMOVE firstName, lastName, email, passwordHash, pinHash SET #status = :setup, resetJob = :job"),
+		UpdateExpression:         aws.String("REMOVE firstName, lastName, email, passwordHash, pinHash SET #status = :setup, resetJob = :job, #search = :ext"),
 		ConditionExpression:      aws.String("attribute_exists(pk)"),
-		ExpressionAttributeNames: map[string]string{"#status": "status"},
+		ExpressionAttributeNames: map[string]string{"#status": "status", "#search": "search"},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":setup": str(string(turnover.StatusSetupRequired)), ":job": str(jobID),
+			":setup": str(string(turnover.StatusSetupRequired)), ":job": str(jobID), ":ext": str(ext),
 		},
 	}
 	if r == nil {
 		return u
 	}
-	set := "SET #status = :setup, resetJob = :job, firstName = :first, lastName = :last, email = :email"
+	delete(u.ExpressionAttributeValues, ":ext")
+	set := "SET #status = :setup, resetJob = :job, firstName = :first, lastName = :last, email = :email, #search = :search"
 	remove := "REMOVE passwordHash, pinHash"
+	u.ExpressionAttributeValues[":search"] = str(searchText(r.FirstName, r.LastName, r.Extension))
 	u.ExpressionAttributeValues[":first"] = str(r.FirstName)
 	u.ExpressionAttributeValues[":last"] = str(r.LastName)
 	u.ExpressionAttributeValues[":email"] = str(r.Email)
@@ -437,7 +473,12 @@ func (s *Store) GetRecycleRow(ctx context.Context, domain, jobID, ext string) (*
 	if err := attributevalue.UnmarshalMap(out.Item, &r); err != nil {
 		return nil, fmt.Errorf("decode new identity of %s: %w", ext, err)
 	}
-	return &turnover.NewIdentity{Extension: r.Extension, FirstName: r.FirstName, LastName: r.LastName, Email: r.Email, Department: r.Department, SendWelcomeEmail: r.SendWelcomeEmail}, nil
+	id := r.identity()
+	return &id, nil
+}
+
+func (r recycleItem) identity() turnover.NewIdentity {
+	return turnover.NewIdentity{Extension: r.Extension, FirstName: r.FirstName, LastName: r.LastName, Email: r.Email, Department: r.Department, SendWelcomeEmail: r.SendWelcomeEmail}
 }
 
 // RunningJobs returns the ids of a domain's jobs that are still running.
@@ -458,4 +499,19 @@ func (s *Store) RunningJobs(ctx context.Context, domain string) ([]string, error
 		ids[i] = j.JobID
 	}
 	return ids, nil
+}
+
+// MarkEventPublished records that a job's completion was announced.
+func (s *Store) MarkEventPublished(ctx context.Context, domain, jobID string) error {
+	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 &s.table,
+		Key:                       key(jobPK(domain, jobID), skJob),
+		UpdateExpression:          aws.String("SET eventPublished = :true"),
+		ConditionExpression:       aws.String("attribute_exists(pk)"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":true": &types.AttributeValueMemberBOOL{Value: true}},
+	})
+	if err != nil {
+		return fmt.Errorf("mark event of job %s: %w", jobID, err)
+	}
+	return nil
 }

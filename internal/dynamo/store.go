@@ -82,6 +82,13 @@ type profileItem struct {
 	// ResetJob is the last job that reset the user; a retried batch of that job sees it
 	// and does not reset the user a second time.
 	ResetJob string `dynamodbav:"resetJob,omitempty"`
+	// Search is what the users list's q matches: the name and extension, lower case.
+	Search string `dynamodbav:"search"`
+}
+
+// searchText is a profile's search attribute.
+func searchText(first, last, ext string) string {
+	return strings.ToLower(strings.Join(strings.Fields(first+" "+last+" "+ext), " "))
 }
 
 func newProfileItem(u turnover.User) profileItem {
@@ -92,6 +99,7 @@ func newProfileItem(u turnover.User) profileItem {
 		FirstName: u.FirstName, LastName: u.LastName, Email: u.Email, Department: u.Department,
 		Scope: string(u.Scope), Status: string(u.Status),
 		PasswordHash: u.PasswordHash, VoicemailPINHash: u.VoicemailPINHash,
+		Search: searchText(u.FirstName, u.LastName, u.Extension),
 	}
 }
 
@@ -125,38 +133,49 @@ func (s *Store) GetUser(ctx context.Context, domain, ext string) (turnover.User,
 // GetUsers returns the users of a domain with the given extensions, keyed by extension.
 // Extensions with no user are left out.
 func (s *Store) GetUsers(ctx context.Context, domain string, exts []string) (map[string]turnover.User, error) {
-	users := make(map[string]turnover.User, len(exts))
-	for start := 0; start < len(exts); start += maxBatchGet {
-		chunk := exts[start:min(start+maxBatchGet, len(exts))]
-		keys := make([]map[string]types.AttributeValue, len(chunk))
-		for i, ext := range chunk {
-			keys[i] = key(userPK(domain, ext), skProfile)
-		}
-		req := map[string]types.KeysAndAttributes{s.table: {Keys: keys}}
+	keys := make([]map[string]types.AttributeValue, len(exts))
+	for i, ext := range exts {
+		keys[i] = key(userPK(domain, ext), skProfile)
+	}
+	items, err := batchGet[profileItem](ctx, s, keys)
+	if err != nil {
+		return nil, fmt.Errorf("get users: %w", err)
+	}
+	users := make(map[string]turnover.User, len(items))
+	for _, p := range items {
+		users[p.Extension] = p.user()
+	}
+	return users, nil
+}
+
+// batchGet reads items by key in BatchGetItem calls of 100, retrying unprocessed keys
+// with backoff and jitter. Keys with no item are left out.
+func batchGet[T any](ctx context.Context, s *Store, keys []map[string]types.AttributeValue) ([]T, error) {
+	var all []T
+	for start := 0; start < len(keys); start += maxBatchGet {
+		req := map[string]types.KeysAndAttributes{s.table: {Keys: keys[start:min(start+maxBatchGet, len(keys))], ConsistentRead: aws.Bool(true)}}
 		for attempt := 0; len(req) > 0; attempt++ {
+			if attempt > maxAttempts {
+				return nil, fmt.Errorf("keys still unprocessed after %d attempts", maxAttempts)
+			}
 			if attempt > 0 {
 				if err := backoff(ctx, attempt); err != nil {
 					return nil, err
 				}
 			}
-			if attempt > maxAttempts {
-				return nil, fmt.Errorf("get users: keys still unprocessed after %d attempts", maxAttempts)
-			}
 			out, err := s.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: req})
 			if err != nil {
-				return nil, fmt.Errorf("get users: %w", err)
+				return nil, err
 			}
-			for _, item := range out.Responses[s.table] {
-				var p profileItem
-				if err := attributevalue.UnmarshalMap(item, &p); err != nil {
-					return nil, fmt.Errorf("decode user: %w", err)
-				}
-				users[p.Extension] = p.user()
+			var items []T
+			if err := attributevalue.UnmarshalListOfMaps(out.Responses[s.table], &items); err != nil {
+				return nil, fmt.Errorf("decode items: %w", err)
 			}
+			all = append(all, items...)
 			req = out.UnprocessedKeys
 		}
 	}
-	return users, nil
+	return all, nil
 }
 
 // ListUsers returns a page of a domain's users in extension order, and the cursor of the
@@ -175,15 +194,21 @@ func (s *Store) ListUsers(ctx context.Context, domain string, f turnover.UserFil
 		in.Limit = aws.Int32(int32(f.Limit))
 	}
 	var filters []string
-	if f.Status != "" {
-		filters = append(filters, "#status = :status")
-		in.ExpressionAttributeNames = map[string]string{"#status": "status"}
-		in.ExpressionAttributeValues[":status"] = str(string(f.Status))
+	filter := func(expr, name, attr, value string) {
+		if value == "" {
+			return
+		}
+		if in.ExpressionAttributeNames == nil {
+			in.ExpressionAttributeNames = map[string]string{}
+		}
+		filters = append(filters, expr)
+		in.ExpressionAttributeNames["#"+name] = attr
+		in.ExpressionAttributeValues[":"+name] = str(value)
 	}
-	if f.Department != "" {
-		filters = append(filters, "department = :dept")
-		in.ExpressionAttributeValues[":dept"] = str(f.Department)
-	}
+	filter("#status = :status", "status", "status", string(f.Status))
+	filter("#dept = :dept", "dept", "department", f.Department)
+	filter("#scope = :scope", "scope", "scope", string(f.Scope))
+	filter("contains(#search, :search)", "search", "search", strings.ToLower(f.Query))
 	if len(filters) > 0 {
 		in.FilterExpression = aws.String(strings.Join(filters, " AND "))
 	}

@@ -30,8 +30,6 @@ type Store interface {
 	CommitReset(ctx context.Context, jobID string, plan turnover.ResetPlan, res turnover.UserResult) (bool, error)
 	// RecordFailure records a failed user, once per job and user.
 	RecordFailure(ctx context.Context, domain, jobID string, res turnover.UserResult) (bool, error)
-	// FinishJob sets a job's final status from its counters.
-	FinishJob(ctx context.Context, domain, jobID string, mapFailed bool) (turnover.Job, error)
 }
 
 // lockTTL is how long a job's lock on a user lasts: longer than one reset invocation
@@ -203,32 +201,4 @@ func isTransient(ctx context.Context, err error) bool {
 	}
 	return retry.IsErrorRetryables(retry.DefaultRetryables).IsErrorRetryable(err) == aws.TrueTernary ||
 		retry.IsErrorThrottles(retry.DefaultThrottles).IsErrorThrottle(err) == aws.TrueTernary
-}
-
-// FinalizeInput names the job to close. MapFailed says the state machine gave up on some
-// of its batches.
-type FinalizeInput struct {
-	Domain    string `json:"domain"`
-	JobID     string `json:"jobId"`
-	MapFailed bool   `json:"mapFailed"`
-}
-
-// FinalizeOutput is the job's final status.
-type FinalizeOutput struct {
-	Status turnover.JobStatus `json:"status"`
-}
-
-// Finalize sets the job's final status from its counters in the table (never from the
-// Map's output, which stays empty whatever the job's size).
-func (s *Service) Finalize(ctx context.Context, in FinalizeInput) (FinalizeOutput, error) {
-	job, err := s.store.FinishJob(ctx, in.Domain, in.JobID, in.MapFailed)
-	if err != nil {
-		if isTransient(ctx, err) {
-			return FinalizeOutput{}, &TransientError{Err: err}
-		}
-		return FinalizeOutput{}, fmt.Errorf("finalize job %s: %w", in.JobID, err)
-	}
-	s.log.Info("job finished", "domain", in.Domain, "job", in.JobID, "status", job.Status,
-		"total", job.Total, "done", job.Done, "failed", job.Failed)
-	return FinalizeOutput{Status: job.Status}, nil
 }

@@ -160,10 +160,6 @@ func (s *store) RecordFailure(_ context.Context, _, _ string, res turnover.UserR
 	return true, nil
 }
 
-func (s *store) FinishJob(context.Context, string, string, bool) (turnover.Job, error) {
-	return turnover.Job{}, nil
-}
-
 type audio struct {
 	mu      sync.Mutex
 	deleted []string

@@ -38,6 +38,8 @@ type Job struct {
 	CreatedBy  string
 	CreatedAt  time.Time
 	FinishedAt time.Time
+	// EventPublished says the job's completion has been announced.
+	EventPublished bool
 }
 
 // Percent is how much of the job has run, from 0 to 100.
@@ -108,8 +110,11 @@ type ExecutionInput struct {
 type UserFilter struct {
 	Status     Status
 	Department string
-	Limit      int
-	Cursor     string
+	Scope      Scope
+	// Query matches a part of the name or extension, whatever the case.
+	Query  string
+	Limit  int
+	Cursor string
 }
 
 // ResetPlan is what one user's reset will change: worked out from the user's data and

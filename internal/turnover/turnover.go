@@ -39,6 +39,15 @@ const (
 	ScopeSuperUser            Scope = "super_user"
 )
 
+// Valid reports whether s is one of the known scopes.
+func (s Scope) Valid() bool {
+	switch s {
+	case ScopeBasicUser, ScopeCallCenterAgent, ScopeCallCenterSupervisor, ScopeOfficeManager, ScopeReseller, ScopeSuperUser:
+		return true
+	}
+	return false
+}
+
 // User is one extension of a customer domain. A reset clears the person's identity and
 // secrets; the extension itself stays for reuse.
 type User struct {
