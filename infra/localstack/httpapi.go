@@ -301,7 +301,7 @@ func bearerToken(v string) (string, error) {
 		}
 		v = strings.TrimSpace(rest)
 	}
-	if v == "" || strings.ContainsAny(v, " \t") {
+	if v == "" || strings.EqualFold(v, "Bearer") || strings.ContainsAny(v, " \t") {
 		return "", errors.New("no token")
 	}
 	return v, nil

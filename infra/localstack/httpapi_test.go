@@ -3,8 +3,10 @@ package localstack_test
 import (
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"io"
 	"net/http"
 	"strings"
@@ -56,47 +58,144 @@ func mustToken(t *testing.T, c localstack.TokenClaims) string {
 	return tok
 }
 
-func TestAPIRejectsBadTokens(t *testing.T) {
+// TestAPIAuthorizer sends tokens to a route behind the JWT authorizer. Each refused
+// token is signed by the stack's key unless the signature is what is wrong, so that its
+// one defect is the reason it is refused.
+func TestAPIAuthorizer(t *testing.T) {
+	valid := mustToken(t, localstack.TokenClaims{})
+	claims, kid := unverifiedClaims(t, valid)
+	audience, _ := claims["aud"].(string)
+	if audience == "" {
+		t.Fatalf("dev token aud %v, want a string", claims["aud"])
+	}
+	parts := strings.Split(valid, ".")
+	other := strings.Split(mustToken(t, localstack.TokenClaims{Domain: "acme"}), ".")
+
+	pubDER, err := x509.MarshalPKIXPublicKey(stack.PublicKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkcs1DER := x509.MarshalPKCS1PublicKey(stack.PublicKey())
 	otherKey, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		t.Fatal(err)
 	}
-	valid := mustToken(t, localstack.TokenClaims{})
-	parts := strings.Split(valid, ".")
-	claims := jwt.MapClaims{"iss": "https://auth.turnover.localhost", "aud": "turnover-portal", "sub": "x", "exp": time.Now().Add(time.Hour).Unix()}
-	foreign, _ := jwt.NewWithClaims(jwt.SigningMethodRS256, claims).SignedString(otherKey)
-	hs, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString([]byte("secret"))
-	noExp, _ := jwt.NewWithClaims(jwt.SigningMethodRS256, jwt.MapClaims{"iss": claims["iss"], "aud": claims["aud"]}).SignedString(otherKey)
+	sign := func(method jwt.SigningMethod, key any) string {
+		t.Helper()
+		tok := jwt.NewWithClaims(method, claims)
+		tok.Header["kid"] = kid
+		s, err := tok.SignedString(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	unsigned := func(alg string) string {
+		h := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"` + alg + `","typ":"JWT","kid":"` + kid + `"}`))
+		return h + "." + parts[1] + "."
+	}
+	payload := decodeSegment(t, parts[1])
+	editedPayload := strings.Replace(payload, `"domain":"niftywidgets"`, `"domain":"acme"`, 1)
+	if editedPayload == payload {
+		t.Fatalf("payload %s has no domain claim to edit", payload)
+	}
+	edited := base64.RawURLEncoding.EncodeToString([]byte(editedPayload))
+	now := time.Now()
+
 	tests := []struct {
 		name   string
-		header string
+		header []string // Authorization header values
+		want   int
 	}{
-		{"no token", ""},
-		{"garbage", "Bearer not.a.token"},
-		{"wrong signature", "Bearer " + foreign},
-		{"tampered payload", "Bearer " + parts[0] + "." + base64.RawURLEncoding.EncodeToString([]byte(`{"sub":"1001@niftywidgets","domain":"other","iss":"https://auth.turnover.localhost","aud":"turnover-portal","exp":9999999999}`)) + "." + parts[2]},
-		{"HS256", "Bearer " + hs},
-		{"no exp", "Bearer " + noExp},
-		{"wrong issuer", "Bearer " + mustToken(t, localstack.TokenClaims{Issuer: "https://evil.example"})},
-		{"wrong audience", "Bearer " + mustToken(t, localstack.TokenClaims{Audience: "someone-else"})},
-		{"expired", "Bearer " + mustToken(t, localstack.TokenClaims{ExpiresAt: time.Now().Add(-time.Minute)})},
+		{"valid", []string{"Bearer " + valid}, http.StatusOK},
+		{"valid, lower-case scheme", []string{"bearer " + valid}, http.StatusOK},
+		{"aud array holding the audience", []string{"Bearer " + mustToken(t, localstack.TokenClaims{Audiences: []string{"someone-else", audience}})}, http.StatusOK},
+		{"nbf a minute ago", []string{"Bearer " + mustToken(t, localstack.TokenClaims{NotBefore: now.Add(-time.Minute)})}, http.StatusOK},
+
+		{"alg none", []string{"Bearer " + unsigned("none")}, http.StatusUnauthorized},
+		{"alg None", []string{"Bearer " + unsigned("None")}, http.StatusUnauthorized},
+		{"alg none, signature kept", []string{"Bearer " + unsigned("none") + parts[2]}, http.StatusUnauthorized},
+		{"HS256 keyed with the public key PEM", []string{"Bearer " + sign(jwt.SigningMethodHS256, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER}))}, http.StatusUnauthorized},
+		{"HS256 keyed with the PKCS#1 public key PEM", []string{"Bearer " + sign(jwt.SigningMethodHS256, pem.EncodeToMemory(&pem.Block{Type: "RSA PUBLIC KEY", Bytes: pkcs1DER}))}, http.StatusUnauthorized},
+		{"HS256 keyed with the public key DER", []string{"Bearer " + sign(jwt.SigningMethodHS256, pubDER)}, http.StatusUnauthorized},
+		{"HS256 keyed with the PKCS#1 public key DER", []string{"Bearer " + sign(jwt.SigningMethodHS256, pkcs1DER)}, http.StatusUnauthorized},
+		{"RS256 signed by another key", []string{"Bearer " + sign(jwt.SigningMethodRS256, otherKey)}, http.StatusUnauthorized},
+		{"wrong iss", []string{"Bearer " + mustToken(t, localstack.TokenClaims{Issuer: "https://evil.example"})}, http.StatusUnauthorized},
+		{"wrong aud", []string{"Bearer " + mustToken(t, localstack.TokenClaims{Audience: "someone-else"})}, http.StatusUnauthorized},
+		{"aud array without the audience", []string{"Bearer " + mustToken(t, localstack.TokenClaims{Audiences: []string{"someone-else", audience + "x"}})}, http.StatusUnauthorized},
+		{"expired", []string{"Bearer " + mustToken(t, localstack.TokenClaims{ExpiresAt: now.Add(-time.Hour)})}, http.StatusUnauthorized},
+		{"expired a second ago", []string{"Bearer " + mustToken(t, localstack.TokenClaims{ExpiresAt: now.Add(-time.Second)})}, http.StatusUnauthorized},
+		{"no exp", []string{"Bearer " + mustToken(t, localstack.TokenClaims{NoExpiry: true})}, http.StatusUnauthorized},
+		{"nbf in 5 minutes", []string{"Bearer " + mustToken(t, localstack.TokenClaims{NotBefore: now.Add(5 * time.Minute)})}, http.StatusUnauthorized},
+		{"iat in a day", []string{"Bearer " + mustToken(t, localstack.TokenClaims{IssuedAt: now.Add(24 * time.Hour)})}, http.StatusUnauthorized},
+		{"payload of another token", []string{"Bearer " + parts[0] + "." + other[1] + "." + parts[2]}, http.StatusUnauthorized},
+		{"payload edited", []string{"Bearer " + parts[0] + "." + edited + "." + parts[2]}, http.StatusUnauthorized},
+		{"signature cut off", []string{"Bearer " + parts[0] + "." + parts[1] + "."}, http.StatusUnauthorized},
+		{"Basic credentials", []string{"Basic " + base64.StdEncoding.EncodeToString([]byte("1003@niftywidgets:secret"))}, http.StatusUnauthorized},
+		{"valid token under Basic", []string{"Basic " + valid}, http.StatusUnauthorized},
+		{"two Authorization headers", []string{"Bearer " + valid, "Bearer " + valid}, http.StatusUnauthorized},
+		{"no header", nil, http.StatusUnauthorized},
+		{"empty header", []string{""}, http.StatusUnauthorized},
+		{"empty bearer", []string{"Bearer "}, http.StatusUnauthorized},
+		{"bearer alone", []string{"Bearer"}, http.StatusUnauthorized},
+		{"garbage", []string{"Bearer not.a.token"}, http.StatusUnauthorized},
+		{"garbage bytes", []string{"Bearer %%%.@@@.!!!"}, http.StatusUnauthorized},
+		{"token and trailing words", []string{"Bearer " + valid + " extra"}, http.StatusUnauthorized},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			before := fakes.count("api")
-			h := http.Header{}
-			if tt.header != "" {
-				h.Set("Authorization", tt.header)
-			}
+			h := http.Header{"Authorization": tt.header}
 			resp, body := apiDo(t, http.MethodGet, "/v1/domains/niftywidgets/users", "", nil, h)
-			if resp.StatusCode != http.StatusUnauthorized || strings.TrimSpace(string(body)) != `{"message":"Unauthorized"}` {
-				t.Errorf("status %d body %s, want 401 Unauthorized", resp.StatusCode, body)
+			ran := fakes.count("api") - before
+			if resp.StatusCode != tt.want {
+				t.Fatalf("status %d body %s, want %d", resp.StatusCode, body, tt.want)
 			}
-			if fakes.count("api") != before {
-				t.Error("the function ran for an unauthorized request")
+			if tt.want != http.StatusOK {
+				if got := strings.TrimSpace(string(body)); got != `{"message":"Unauthorized"}` {
+					t.Errorf("body %s, want {\"message\":\"Unauthorized\"}", got)
+				}
+				if ran != 0 {
+					t.Errorf("the function ran %d times for a refused token", ran)
+				}
+				return
+			}
+			if ran != 1 {
+				t.Errorf("the function ran %d times, want 1", ran)
+			}
+			var ev events.APIGatewayV2HTTPRequest
+			if err := json.Unmarshal(body, &ev); err != nil {
+				t.Fatalf("event %s: %v", body, err)
+			}
+			if got := ev.RequestContext.Authorizer.JWT.Claims["sub"]; got != "1003@niftywidgets" {
+				t.Errorf("sub claim %q, want 1003@niftywidgets", got)
 			}
 		})
 	}
+}
+
+// unverifiedClaims returns the claims and kid of a token without checking it.
+func unverifiedClaims(t *testing.T, token string) (jwt.MapClaims, string) {
+	t.Helper()
+	claims := jwt.MapClaims{}
+	tok, _, err := jwt.NewParser().ParseUnverified(token, claims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kid, _ := tok.Header["kid"].(string)
+	if kid == "" {
+		t.Fatal("dev token has no kid")
+	}
+	return claims, kid
+}
+
+func decodeSegment(t *testing.T, seg string) string {
+	t.Helper()
+	b, err := base64.RawURLEncoding.DecodeString(seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 func TestAPIInvokesFunctionWithV2Event(t *testing.T) {
