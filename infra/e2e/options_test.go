@@ -33,6 +33,17 @@ type snapshot map[string]string
 
 func takeSnapshot(t *testing.T) snapshot {
 	t.Helper()
+	return snapshotOf(t, false)
+}
+
+// snapshotAll is every item and object, jobs and manifests included.
+func snapshotAll(t *testing.T) snapshot {
+	t.Helper()
+	return snapshotOf(t, true)
+}
+
+func snapshotOf(t *testing.T, withJobs bool) snapshot {
+	t.Helper()
 	ctx := context.Background()
 	snap := snapshot{}
 	p := dynamodb.NewScanPaginator(dynamodb.NewFromConfig(stack.AWS), &dynamodb.ScanInput{TableName: aws.String(stack.Resources.Tables["Table"])})
@@ -47,21 +58,27 @@ func takeSnapshot(t *testing.T) snapshot {
 				t.Fatal(err)
 			}
 			pk := m["pk"].(string)
-			if strings.HasPrefix(pk, "JOB#") {
+			if strings.HasPrefix(pk, "JOB#") && !withJobs {
 				continue
 			}
 			b, _ := json.Marshal(m) // map keys are sorted: a stable digest of the item
 			snap["item "+pk+" "+m["sk"].(string)] = string(b)
 		}
 	}
-	op := s3.NewListObjectsV2Paginator(s3.NewFromConfig(stack.AWS), &s3.ListObjectsV2Input{Bucket: aws.String(stack.Resources.Buckets["Bucket"]), Prefix: aws.String("audio/")})
+	prefix := aws.String("audio/")
+	if withJobs {
+		prefix = nil
+	}
+	op := s3.NewListObjectsV2Paginator(s3.NewFromConfig(stack.AWS), &s3.ListObjectsV2Input{Bucket: aws.String(stack.Resources.Buckets["Bucket"]), Prefix: prefix})
 	for op.HasMorePages() {
 		out, err := op.NextPage(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, o := range out.Contents {
-			snap["object "+aws.ToString(o.Key)] = aws.ToString(o.ETag)
+			if k := aws.ToString(o.Key); strings.HasPrefix(k, "audio/") || withJobs {
+				snap["object "+k] = aws.ToString(o.ETag)
+			}
 		}
 	}
 	return snap
