@@ -159,20 +159,10 @@ func (s *Store) GetRecycleRows(ctx context.Context, domain, jobID string) ([]tur
 // FinishJob sets a running job's final status from its counters and returns the job. A
 // job that has finished already is returned as it is.
 func (s *Store) FinishJob(ctx context.Context, domain, jobID string, mapFailed bool) (turnover.Job, error) {
-	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
-		TableName: &s.table, Key: key(jobPK(domain, jobID), skJob), ConsistentRead: aws.Bool(true),
-	})
+	job, err := s.GetJob(ctx, domain, jobID)
 	if err != nil {
-		return turnover.Job{}, fmt.Errorf("get job %s: %w", jobID, err)
+		return job, err
 	}
-	if out.Item == nil {
-		return turnover.Job{}, turnover.Errorf(turnover.ENOTFOUND, "There is no reset job %s in domain %s.", jobID, domain)
-	}
-	var j jobItem
-	if err := attributevalue.UnmarshalMap(out.Item, &j); err != nil {
-		return turnover.Job{}, fmt.Errorf("decode job %s: %w", jobID, err)
-	}
-	job := j.job()
 	if job.Status != turnover.JobRunning {
 		return job, nil
 	}
@@ -193,16 +183,12 @@ func (s *Store) FinishJob(ctx context.Context, domain, jobID string, mapFailed b
 		},
 	})
 	if isConditionFailed(err) {
-		return s.finishedJob(ctx, domain, jobID)
+		return s.GetJob(ctx, domain, jobID) // another finalize finished it first
 	}
 	if err != nil {
 		return job, fmt.Errorf("finish job %s: %w", jobID, err)
 	}
 	return job, nil
-}
-
-func (s *Store) finishedJob(ctx context.Context, domain, jobID string) (turnover.Job, error) {
-	return s.GetJob(ctx, domain, jobID)
 }
 
 // DeleteUserItems deletes the user's items a reset plan selects, in BatchWriteItem calls
