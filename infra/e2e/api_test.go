@@ -64,7 +64,7 @@ func TestReportAndRetry(t *testing.T) {
 	}
 	req, _ := http.NewRequest("GET", stack.APIURL+"/v1/domains/"+domain+"/resets/"+j.JobID+"/report.csv", nil)
 	req.Header.Set("Authorization", "Bearer "+tok)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := apiClient(t).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -90,6 +90,19 @@ func doIn(t *testing.T, tok, method, path string, body any, out any) int {
 // doWithKey is doIn with a chosen Idempotency-Key ("" for none).
 func doWithKey(t *testing.T, tok, method, path, key string, body any, out any) int {
 	t.Helper()
+	resp, raw := send(t, tok, method, path, key, body)
+	if out != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
+			t.Fatalf("%s %s: %d %q is not JSON: %v", method, path, resp.StatusCode, raw, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+// send sends one request to the local HTTP API through apiClient, which checks it and
+// its answer against openapi.yaml, and returns the answer with its body read.
+func send(t *testing.T, tok, method, path, key string, body any) (*http.Response, []byte) {
+	t.Helper()
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -109,7 +122,7 @@ func doWithKey(t *testing.T, tok, method, path, key string, body any, out any) i
 	if key != "" {
 		req.Header.Set("Idempotency-Key", key)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := apiClient(t).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,12 +131,7 @@ func doWithKey(t *testing.T, tok, method, path, key string, body any, out any) i
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out != nil {
-		if err := json.Unmarshal(raw, out); err != nil {
-			t.Fatalf("%s %s: %d %q is not JSON: %v", method, path, resp.StatusCode, raw, err)
-		}
-	}
-	return resp.StatusCode
+	return resp, raw
 }
 
 type user struct {

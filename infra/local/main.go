@@ -104,6 +104,7 @@ func dev(args []string, stdout, stderr io.Writer) error {
 turnover local stack
   HTTP API     %s   (GET /healthz; routes from template.yaml)
   AWS endpoint %s   (AWS_ENDPOINT_URL; calls counted at /_local/calls)
+  sent mail    %s/_local/mail.html   (JSON at /_local/mail)
   state machine %s
   table %s, bucket %s
 
@@ -111,7 +112,7 @@ turnover local stack
   try:    curl -H "Authorization: Bearer $(make -s token)" %s/v1/domains/niftywidgets/users
 
 Ctrl-C stops everything.
-`, s.APIURL, s.FrontDoorURL, s.Resources.StateMachines["ResetStateMachine"],
+`, s.APIURL, s.FrontDoorURL, s.APIURL, s.Resources.StateMachines["ResetStateMachine"],
 		s.Resources.Tables["Table"], s.Resources.Buckets["Bucket"], s.APIURL)
 
 	<-ctx.Done()

@@ -180,6 +180,14 @@ func (s *Stack) serveAPI(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, `{"status":"ok"}`+"\n")
 		return
 	}
+	switch r.URL.Path {
+	case "/_local/mail":
+		s.serveMail(w, r)
+		return
+	case "/_local/mail.html":
+		s.serveMailPage(w, r)
+		return
+	}
 	sw := &statusWriter{ResponseWriter: w}
 	s.serveRoute(sw, r, requestID)
 	s.log.Info("api", "method", r.Method, "path", r.URL.Path, "status", sw.status, "duration", time.Since(start).Round(time.Millisecond), "requestId", requestID)

@@ -35,7 +35,7 @@ type moto struct {
 }
 
 // motoBootstrap runs moto.server's main (what "python3 -m moto.server" runs) and, beside
-// the server's start, readies moto 5.2's Step Functions engine:
+// the server's start, readies moto 5.2's Step Functions engine and DynamoDB:
 //
 //   - The engine imports moto.batch.utils for one enum; importing it the usual way runs
 //     moto.batch's package, which loads EC2 and its region tables: a second of CPU on
@@ -45,10 +45,16 @@ type moto struct {
 //     StartExecution fails with a 500. The engine needs only a shallow copy.
 //   - StartExecution without a name names the execution "None" rather than a UUID, so
 //     a second unnamed execution of a state machine fails with ExecutionAlreadyExists.
+//   - moto keeps every DynamoDB model it ever made for its data.json dashboard:
+//     overwritten and deleted items, the copy of an item UpdateItem makes, and the copy
+//     of the whole table, items and all, that TransactWriteItems makes on every call.
+//     Memory grows without end and data.json, which the sent-mail pages read, slows
+//     with it (500 items and 50 transactions: 1.5s). Items are left out of data.json
+//     and the other DynamoDB models are listed only while moto still uses them.
 //
 // A moto whose insides differ starts as it is, with a line on stderr.
 const motoBootstrap = `
-import sys, threading
+import sys, threading, weakref
 
 def light_batch_utils():
     import importlib, os, types, moto
@@ -79,8 +85,43 @@ def ready_stepfunctions():
     except Exception as e:
         print("local stack: Step Functions engine left as it is:", repr(e), file=sys.stderr)
 
+class Untracked(list):
+    def append(self, instance):
+        pass
+
+class WhileAlive(list):
+    """Weak references that iterate as the instances still alive."""
+    def append(self, instance):
+        if len(self) > 2 * getattr(self, "kept", 0) + 64:
+            self[:] = [r for r in list.__iter__(self) if r() is not None]
+            self.kept = len(self)
+        try:
+            ref = weakref.ref(instance)
+        except TypeError:
+            ref = lambda: instance
+        super().append(ref)
+
+    def __iter__(self):
+        return iter([i for i in (r() for r in list(list.__iter__(self))) if i is not None])
+
+def light_dynamodb_tracking():
+    try:
+        import moto.dynamodb.models
+        from moto.core.model_instances import model_data
+        for name, model in model_data["dynamodb"].items():
+            tracked = Untracked() if name == "Item" else WhileAlive()
+            for instance in list(model.instances_tracked):
+                tracked.append(instance)
+            model.instances_tracked = tracked
+    except Exception as e:
+        print("local stack: moto keeps every DynamoDB model:", repr(e), file=sys.stderr)
+
+def ready():
+    ready_stepfunctions()
+    light_dynamodb_tracking()
+
 from moto.server import main
-threading.Thread(target=ready_stepfunctions, daemon=True).start()
+threading.Thread(target=ready, daemon=True).start()
 main(sys.argv[1:])
 `
 

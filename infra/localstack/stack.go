@@ -9,6 +9,8 @@
 //     faults on the way;
 //   - an HTTP API turns requests into API Gateway payload format 2.0 events, checks
 //     JWTs like the HTTP API JWT authorizer, and invokes the route's function.
+//   - SES v2 mail is kept by moto as the MIME SES would send, and the HTTP API's
+//     port lists it at /_local/mail (JSON) and /_local/mail.html.
 //
 // Everything comes from template.yaml: tables, buckets, email identities, the state
 // machines with their DefinitionSubstitutions, each function's environment, the routes
@@ -58,7 +60,8 @@ type Options struct {
 	// Seed, if set, runs once everything exists and before the stack reports ready.
 	Seed func(ctx context.Context, awsCfg aws.Config, res Resources) error
 	// Parameters override the template's parameter defaults. ChildExecutionType is
-	// STANDARD unless given, as moto runs only STANDARD child workflows.
+	// STANDARD unless given, as moto runs only STANDARD child workflows. PortalUrl is
+	// the HTTP API's URL unless given, so that links in mail lead to the local stack.
 	Parameters map[string]string
 	// Logger receives the stack's logs; nil means slog.Default().
 	Logger *slog.Logger
@@ -205,6 +208,9 @@ func start(ctx context.Context, opt Options) (_ *Stack, err error) {
 	}
 	if _, ok := opt.Parameters["ChildExecutionType"]; !ok {
 		t.setParameter("ChildExecutionType", "STANDARD")
+	}
+	if _, ok := opt.Parameters["PortalUrl"]; !ok {
+		t.setParameter("PortalUrl", s.APIURL)
 	}
 	if s.plan, err = makePlan(t); err != nil {
 		return nil, err
@@ -380,6 +386,13 @@ func (s *Stack) serveFrontDoor(w http.ResponseWriter, r *http.Request) {
 	if name, ok := lambdaFunctionFromPath(r); ok {
 		s.serveInvoke(w, r, name, requestID)
 		return
+	}
+	if call == (Call{Service: "ses", Operation: "SendEmail"}) && proto == protoRESTJSON {
+		if err := s.simpleAsRaw(r); err != nil {
+			s.log.Debug("front door", "call", call.String(), "err", err)
+			writeAWSError(w, proto, http.StatusBadRequest, "BadRequestException", "the request body could not be read", requestID)
+			return
+		}
 	}
 	s.proxy.ServeHTTP(w, r)
 }

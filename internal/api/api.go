@@ -52,6 +52,8 @@ type Server struct {
 	Manifests   Manifests
 	Executions  Executions
 	Idempotency Idempotency
+	Setup       Setup
+	Accounts    Accounts
 	Log         *slog.Logger
 	// BatchSize is how many users one reset invocation handles.
 	BatchSize int
@@ -92,6 +94,11 @@ func (s *Server) Handler() http.Handler {
 	domain("POST /v1/domains/{domain}/resets/{jobAction}", s.idempotent(s.jobAction))
 	domain("GET /v1/domains/{domain}/directory", s.lookupDirectory)
 	domain("GET /v1/domains/{domain}/numbers", s.listNumbers)
+	domain("POST /v1/domains/{domain}/recycles", s.idempotent(s.recycle))
+	domain("POST /v1/domains/{domain}/bulk-actions", s.idempotent(s.bulkAction))
+	mux.HandleFunc("GET /portal/resets", s.setupForm)
+	mux.HandleFunc("POST /v1/setup", s.completeSetup)
+	mux.HandleFunc("GET /v1/openapi.yaml", serveOpenAPI)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, turnover.Errorf(turnover.ENOTFOUND, "There is no %s %s.", r.Method, r.URL.Path))
 	})

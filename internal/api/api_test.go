@@ -145,6 +145,13 @@ func (f *fake) CompleteIdempotencyKey(_ context.Context, domain, key string, sta
 	return nil
 }
 
+func (f *fake) FailIdempotencyKey(_ context.Context, domain, key string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.idem, domain+"/"+key) // enough here: the tests replay only completed keys
+	return nil
+}
+
 func (f *fake) ReleaseIdempotencyKey(_ context.Context, domain, key string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -19,6 +19,7 @@ type Idempotency interface {
 	ClaimIdempotencyKey(ctx context.Context, domain, key, requestHash string, ttl time.Duration) (*turnover.IdempotencyRecord, error)
 	CompleteIdempotencyKey(ctx context.Context, domain, key string, status int, body []byte) error
 	ReleaseIdempotencyKey(ctx context.Context, domain, key string) error
+	FailIdempotencyKey(ctx context.Context, domain, key string) error
 }
 
 const (
@@ -44,8 +45,9 @@ func idempotencyKey(r *http.Request) string {
 // Idempotency-Key header; the first request with a key runs, and any later one with the
 // same key and the same request gets the first one's response without running again,
 // even while the first is still running. The same key with another request is refused
-// with 422. A request that ends in an error changes nothing, so its key is released and
-// may be tried again.
+// with 422. A refused request (4xx) changed nothing, so its key is released; one that
+// failed on our side (5xx) may have started something, so only the same request may
+// take its key again, and finishes what the first began.
 func (s *Server) idempotent(h handlerFunc) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request, id turnover.Identity) error {
 		key := r.Header.Get("Idempotency-Key")
@@ -86,10 +88,13 @@ func (s *Server) idempotent(h handlerFunc) handlerFunc {
 		if err := h(rec, r.WithContext(context.WithValue(r.Context(), idempotencyKeyCtx{}, key)), id); err != nil {
 			s.writeError(rec, r, err)
 		}
-		if rec.status/100 == 2 {
+		switch rec.status / 100 {
+		case 2:
 			err = s.Idempotency.CompleteIdempotencyKey(r.Context(), domain, key, rec.status, rec.body.Bytes())
-		} else {
+		case 4: // refused: nothing changed, the key is free again
 			err = s.Idempotency.ReleaseIdempotencyKey(r.Context(), domain, key)
+		default: // failed part way: only this same request may take the key again
+			err = s.Idempotency.FailIdempotencyKey(r.Context(), domain, key)
 		}
 		if err != nil {
 			s.Log.ErrorContext(r.Context(), "idempotency record not updated", "apiRequestId", requestID(r), "domain", domain, "error", err)

@@ -122,7 +122,13 @@ func (s *Server) createJob(w http.ResponseWriter, r *http.Request, id turnover.I
 		Domain: domain, ID: s.NewJobID(domain, idempotencyKey(r)), Status: turnover.JobRunning, Options: opts,
 		Total: len(users), CreatedBy: id.Subject, CreatedAt: s.Now().UTC(),
 	}
-	if err := s.Jobs.CreateJob(r.Context(), job); err != nil {
+	if err := s.Jobs.CreateJob(r.Context(), job); turnover.ErrorCode(err) == turnover.ECONFLICT {
+		// An earlier try of this very request (same key, same body: the idempotency
+		// record says so) made the job and failed after: finish starting it.
+		if job, err = s.Jobs.GetJob(r.Context(), domain, job.ID); err != nil {
+			return err
+		}
+	} else if err != nil {
 		return err
 	}
 	if len(rows) > 0 {
@@ -140,7 +146,12 @@ func (s *Server) createJob(w http.ResponseWriter, r *http.Request, id turnover.I
 	}
 	s.Log.InfoContext(r.Context(), "reset job started", "apiRequestId", requestID(r), "domain", domain, "job", job.ID, "total", job.Total)
 	w.Header().Set("Location", fmt.Sprintf("/v1/domains/%s/resets/%s", domain, job.ID))
-	writeJSON(w, http.StatusAccepted, newJobJSON(job, pageOf(users, 0, maxResultsPage), nil, nil))
+	var next *string
+	if len(users) > maxResultsPage {
+		c := encodeOffset(maxResultsPage)
+		next = &c
+	}
+	writeJSON(w, http.StatusAccepted, newJobJSON(job, pageOf(users, 0, maxResultsPage), nil, next))
 	return nil
 }
 
@@ -182,8 +193,6 @@ func checkRequest(req resetRequest) error {
 			return turnover.Errorf(turnover.EUNPROCESSABLE, "The recycle row for %q names an extension that is not in users.", row.Extension)
 		case rows[row.Extension]:
 			return turnover.Errorf(turnover.EINVALID, "Extension %s has two recycle rows.", row.Extension)
-		case row.SendWelcomeEmail:
-			return turnover.Errorf(turnover.EUNPROCESSABLE, "Welcome emails cannot be sent yet; send the row with \"sendWelcomeEmail\": false.")
 		}
 		rows[row.Extension] = true
 		if err := row.identity().Validate(); err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/sesv2"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
 
@@ -21,6 +22,9 @@ import (
 	"turnover/internal/eventbus"
 	"turnover/internal/reset"
 	"turnover/internal/s3store"
+	"turnover/internal/secret"
+	"turnover/internal/sesmail"
+	"turnover/internal/setup"
 	"turnover/internal/stepfn"
 )
 
@@ -47,6 +51,8 @@ func API(ctx context.Context, awsCfg aws.Config, lookup config.Lookup) (lambda.H
 	}
 	store := dynamo.New(dynamodb.NewFromConfig(awsCfg), cfg.TableName)
 	srv := &api.Server{
+		Setup:       newSetup(awsCfg, store, cfg.Mail),
+		Accounts:    store,
 		Users:       store,
 		Jobs:        store,
 		Manifests:   s3store.New(s3.NewFromConfig(awsCfg), cfg.BucketName),
@@ -64,9 +70,11 @@ func Reset(ctx context.Context, awsCfg aws.Config, lookup config.Lookup) (lambda
 	if err != nil {
 		return nil, err
 	}
+	store := dynamo.New(dynamodb.NewFromConfig(awsCfg), cfg.TableName)
 	svc := reset.New(
-		dynamo.New(dynamodb.NewFromConfig(awsCfg), cfg.TableName),
+		store,
 		s3store.New(s3.NewFromConfig(awsCfg), cfg.BucketName),
+		newSetup(awsCfg, store, cfg.Mail),
 		lambdacontext.NewLogger(),
 		usersAtOnce,
 	)
@@ -86,3 +94,18 @@ func Finalize(ctx context.Context, awsCfg aws.Config, lookup config.Lookup) (lam
 	)
 	return lambda.NewHandler(f.Finalize), nil
 }
+
+// newSetup builds the setup-link service: links in the table, mail through SES v2.
+func newSetup(awsCfg aws.Config, store *dynamo.Store, cfg config.Mail) *setup.Service {
+	ses := sesv2.NewFromConfig(awsCfg, func(o *sesv2.Options) { o.Retryer = sesmail.Retryer() })
+	return setup.New(store, sesmail.New(ses, cfg.SenderEmail), secrets{}, setup.Config{
+		PortalURL: cfg.PortalURL, Brand: cfg.BrandName, LinkTTL: cfg.LinkTTL,
+	})
+}
+
+// secrets are the password and PIN rules and hashing of package secret.
+type secrets struct{}
+
+func (secrets) CheckPassword(pw string) error        { return secret.CheckPassword(pw) }
+func (secrets) CheckPIN(pin, extension string) error { return secret.CheckPIN(pin, extension) }
+func (secrets) Hash(s string) (string, error)        { return secret.Hash(s) }

@@ -7,8 +7,10 @@ package config
 
 import (
 	"fmt"
+	"net/url"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Lookup finds one setting, like os.LookupEnv.
@@ -19,9 +21,22 @@ type Common struct {
 	TableName string
 }
 
+// Mail configures setup links and the mail that carries them.
+type Mail struct {
+	// SenderEmail is the verified SES identity mail comes from.
+	SenderEmail string
+	// PortalURL is the portal's base URL; setup links point at its /portal/resets page.
+	PortalURL string
+	// BrandName signs the mail.
+	BrandName string
+	// LinkTTL is how long a setup link stays valid.
+	LinkTTL time.Duration
+}
+
 // API configures the portal's HTTP API function.
 type API struct {
 	Common
+	Mail
 	BucketName      string
 	StateMachineARN string
 	BatchSize       int
@@ -30,6 +45,7 @@ type API struct {
 // Reset configures the function that resets one batch of a job.
 type Reset struct {
 	Common
+	Mail
 	BucketName string
 }
 
@@ -45,6 +61,7 @@ func LoadAPI(lookup Lookup) (API, error) {
 	r := reader{lookup: lookup}
 	c := API{
 		Common:          r.common(),
+		Mail:            r.mail(),
 		BucketName:      r.required("BUCKET_NAME"),
 		StateMachineARN: r.required("STATE_MACHINE_ARN"),
 		BatchSize:       r.intBetween("BATCH_SIZE", 25, 1, 500),
@@ -55,7 +72,7 @@ func LoadAPI(lookup Lookup) (API, error) {
 // LoadReset reads the reset function's settings. It fails naming every missing or bad one.
 func LoadReset(lookup Lookup) (Reset, error) {
 	r := reader{lookup: lookup}
-	c := Reset{Common: r.common(), BucketName: r.required("BUCKET_NAME")}
+	c := Reset{Common: r.common(), Mail: r.mail(), BucketName: r.required("BUCKET_NAME")}
 	return c, r.err()
 }
 
@@ -74,6 +91,26 @@ type reader struct {
 
 func (r *reader) common() Common {
 	return Common{TableName: r.required("TABLE_NAME")}
+}
+
+func (r *reader) mail() Mail {
+	m := Mail{
+		SenderEmail: r.required("SENDER_EMAIL"),
+		PortalURL:   r.required("PORTAL_URL"),
+		BrandName:   r.optional("BRAND_NAME", "turnover"),
+		LinkTTL:     time.Duration(r.intBetween("SETUP_LINK_HOURS", 168, 1, 24*30)) * time.Hour,
+	}
+	if u, err := url.Parse(m.PortalURL); m.PortalURL != "" && (err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "") {
+		r.problems = append(r.problems, fmt.Sprintf("PORTAL_URL must be an http(s) URL, not %q", m.PortalURL))
+	}
+	return m
+}
+
+func (r *reader) optional(key, def string) string {
+	if v, ok := r.lookup(key); ok && strings.TrimSpace(v) != "" {
+		return strings.TrimSpace(v)
+	}
+	return def
 }
 
 func (r *reader) required(key string) string {

@@ -23,6 +23,7 @@ type idempotencyItem struct {
 	SK          string `dynamodbav:"sk"`
 	RequestHash string `dynamodbav:"requestHash"`
 	Complete    bool   `dynamodbav:"complete"`
+	Failed      bool   `dynamodbav:"failed"`
 	Status      int    `dynamodbav:"status,omitempty"`
 	Body        []byte `dynamodbav:"body,omitempty"`
 	ExpiresAt   int64  `dynamodbav:"expiresAt"`
@@ -49,11 +50,15 @@ func (s *Store) ClaimIdempotencyKey(ctx context.Context, domain, idemKey, reques
 		return nil, fmt.Errorf("encode idempotency record: %w", err)
 	}
 	_, err = s.db.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName:           &s.table,
-		Item:                item,
-		ConditionExpression: aws.String("attribute_not_exists(pk) OR expiresAt < :now"),
+		TableName: &s.table,
+		Item:      item,
+		// A claim whose request failed on our side may be taken again by the same
+		// request, and by no other.
+		ConditionExpression: aws.String("attribute_not_exists(pk) OR expiresAt < :now OR (failed = :true AND requestHash = :hash)"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":now": &types.AttributeValueMemberN{Value: strconv.FormatInt(now.Unix(), 10)},
+			":now":  &types.AttributeValueMemberN{Value: strconv.FormatInt(now.Unix(), 10)},
+			":true": &types.AttributeValueMemberBOOL{Value: true},
+			":hash": str(requestHash),
 		},
 	})
 	if err == nil {
@@ -67,21 +72,9 @@ func (s *Store) ClaimIdempotencyKey(ctx context.Context, domain, idemKey, reques
 
 // GetIdempotencyRecord returns the live record of a domain's Idempotency-Key, or nil.
 func (s *Store) GetIdempotencyRecord(ctx context.Context, domain, idemKey string) (*turnover.IdempotencyRecord, error) {
-	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
-		TableName: &s.table, Key: key(idempotencyPK(domain, idemKey), skIdempotency), ConsistentRead: aws.Bool(true),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("get idempotency record: %w", err)
-	}
-	if out.Item == nil {
-		return nil, nil
-	}
-	var it idempotencyItem
-	if err := attributevalue.UnmarshalMap(out.Item, &it); err != nil {
-		return nil, fmt.Errorf("decode idempotency record: %w", err)
-	}
-	if it.ExpiresAt < s.now().Unix() {
-		return nil, nil
+	it, err := getItem[idempotencyItem](ctx, s, idempotencyPK(domain, idemKey), skIdempotency)
+	if err != nil || it == nil || it.ExpiresAt < s.now().Unix() {
+		return nil, wrap(err, "get idempotency record")
 	}
 	return &turnover.IdempotencyRecord{RequestHash: it.RequestHash, Complete: it.Complete, Status: it.Status, Body: it.Body}, nil
 }
@@ -115,6 +108,23 @@ func (s *Store) ReleaseIdempotencyKey(ctx context.Context, domain, idemKey strin
 	})
 	if err != nil && !isConditionFailed(err) {
 		return fmt.Errorf("release idempotency key: %w", err)
+	}
+	return nil
+}
+
+// FailIdempotencyKey marks a claimed key whose request failed on our side after it may
+// have changed something: the same request may take the key again and finish; another
+// request with the key is still refused.
+func (s *Store) FailIdempotencyKey(ctx context.Context, domain, idemKey string) error {
+	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 &s.table,
+		Key:                       key(idempotencyPK(domain, idemKey), skIdempotency),
+		UpdateExpression:          aws.String("SET failed = :true"),
+		ConditionExpression:       aws.String("complete = :false"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":true": &types.AttributeValueMemberBOOL{Value: true}, ":false": &types.AttributeValueMemberBOOL{Value: false}},
+	})
+	if err != nil && !isConditionFailed(err) {
+		return fmt.Errorf("mark idempotency key failed: %w", err)
 	}
 	return nil
 }

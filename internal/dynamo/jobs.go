@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -79,18 +80,12 @@ func (s *Store) CreateJob(ctx context.Context, j turnover.Job) error {
 
 // GetJob returns a job. It returns an ENOTFOUND error if the domain has no such job.
 func (s *Store) GetJob(ctx context.Context, domain, jobID string) (turnover.Job, error) {
-	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
-		TableName: &s.table, Key: key(jobPK(domain, jobID), skJob), ConsistentRead: aws.Bool(true),
-	})
+	j, err := getItem[jobItem](ctx, s, jobPK(domain, jobID), skJob)
 	if err != nil {
 		return turnover.Job{}, fmt.Errorf("get job %s: %w", jobID, err)
 	}
-	if out.Item == nil {
+	if j == nil {
 		return turnover.Job{}, turnover.Errorf(turnover.ENOTFOUND, "There is no reset job %s in domain %s.", jobID, domain)
-	}
-	var j jobItem
-	if err := attributevalue.UnmarshalMap(out.Item, &j); err != nil {
-		return turnover.Job{}, fmt.Errorf("decode job %s: %w", jobID, err)
 	}
 	return j.job(), nil
 }
@@ -244,6 +239,7 @@ func (s *Store) CommitReset(ctx context.Context, jobID string, plan turnover.Res
 	pk := userPK(plan.Domain, plan.Extension)
 	items := []types.TransactWriteItem{
 		{Update: profileUpdate(s.table, pk, plan.Extension, jobID, plan.Recycle)},
+		{Delete: &types.Delete{TableName: &s.table, Key: key(pk, skSetup)}}, // the old person's link dies
 		{Delete: &types.Delete{
 			TableName:                 &s.table,
 			Key:                       key(pk, skLock),
@@ -333,36 +329,38 @@ func (s *Store) ListNumbers(ctx context.Context, domain string) ([]turnover.Phon
 }
 
 // profileUpdate clears a reset user's identity and secrets, or gives the extension its
-// recycled identity; either way the user must set up the account again.
+// recycled identity; either way the user must set up the account again. With a job id
+// it also records the job that reset the user.
 func profileUpdate(table, pk, ext, jobID string, r *turnover.NewIdentity) *types.Update {
-	u := &types.Update{
-		TableName:                &table,
-		Key:                      key(pk, skProfile),
-		UpdateExpression:         aws.String("REMOVE firstName, lastName, email, passwordHash, pinHash SET #status = :setup, resetJob = :job, #search = :ext"),
-		ConditionExpression:      aws.String("attribute_exists(pk)"),
-		ExpressionAttributeNames: map[string]string{"#status": "status", "#search": "search"},
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":setup": str(string(turnover.StatusSetupRequired)), ":job": str(jobID), ":ext": str(ext),
-		},
+	set := []string{"#status = :setup", "#search = :search"}
+	remove := []string{"passwordHash", "pinHash"}
+	values := map[string]types.AttributeValue{":setup": str(string(turnover.StatusSetupRequired))}
+	if jobID != "" {
+		set = append(set, "resetJob = :job")
+		values[":job"] = str(jobID)
 	}
 	if r == nil {
-		return u
-	}
-	delete(u.ExpressionAttributeValues, ":ext")
-	set := "SET #status = :setup, resetJob = :job, firstName = :first, lastName = :last, email = :email, #search = :search"
-	remove := "REMOVE passwordHash, pinHash"
-	u.ExpressionAttributeValues[":search"] = str(searchText(r.FirstName, r.LastName, r.Extension))
-	u.ExpressionAttributeValues[":first"] = str(r.FirstName)
-	u.ExpressionAttributeValues[":last"] = str(r.LastName)
-	u.ExpressionAttributeValues[":email"] = str(r.Email)
-	if r.Department != "" {
-		set += ", department = :dept"
-		u.ExpressionAttributeValues[":dept"] = str(r.Department)
+		remove = append(remove, "firstName", "lastName", "email")
+		values[":search"] = str(ext)
 	} else {
-		remove += ", department"
+		set = append(set, "firstName = :first", "lastName = :last", "email = :email")
+		values[":search"] = str(searchText(r.FirstName, r.LastName, r.Extension))
+		values[":first"], values[":last"], values[":email"] = str(r.FirstName), str(r.LastName), str(r.Email)
+		if r.Department != "" {
+			set = append(set, "department = :dept")
+			values[":dept"] = str(r.Department)
+		} else {
+			remove = append(remove, "department")
+		}
 	}
-	u.UpdateExpression = aws.String(remove + " " + set)
-	return u
+	return &types.Update{
+		TableName:                 &table,
+		Key:                       key(pk, skProfile),
+		UpdateExpression:          aws.String("SET " + strings.Join(set, ", ") + " REMOVE " + strings.Join(remove, ", ")),
+		ConditionExpression:       aws.String("attribute_exists(pk)"),
+		ExpressionAttributeNames:  map[string]string{"#status": "status", "#search": "search"},
+		ExpressionAttributeValues: values,
+	}
 }
 
 // lockItem marks a user as being reset by one job. It expires, so a worker that died
@@ -446,18 +444,9 @@ func (s *Store) PutRecycleRows(ctx context.Context, domain, jobID string, rows [
 // GetRecycleRow returns the new identity a job gives an extension, or nil if it gives
 // none.
 func (s *Store) GetRecycleRow(ctx context.Context, domain, jobID, ext string) (*turnover.NewIdentity, error) {
-	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
-		TableName: &s.table, Key: key(jobPK(domain, jobID), prefixRecycle+ext), ConsistentRead: aws.Bool(true),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("get new identity of %s: %w", ext, err)
-	}
-	if out.Item == nil {
-		return nil, nil
-	}
-	var r recycleItem
-	if err := attributevalue.UnmarshalMap(out.Item, &r); err != nil {
-		return nil, fmt.Errorf("decode new identity of %s: %w", ext, err)
+	r, err := getItem[recycleItem](ctx, s, jobPK(domain, jobID), prefixRecycle+ext)
+	if err != nil || r == nil {
+		return nil, wrap(err, "get new identity of "+ext)
 	}
 	id := r.identity()
 	return &id, nil

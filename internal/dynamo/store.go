@@ -114,18 +114,12 @@ func (p profileItem) user() turnover.User {
 
 // GetUser returns one user of a domain. It returns an ENOTFOUND error if there is none.
 func (s *Store) GetUser(ctx context.Context, domain, ext string) (turnover.User, error) {
-	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
-		TableName: &s.table, Key: key(userPK(domain, ext), skProfile),
-	})
+	p, err := getItem[profileItem](ctx, s, userPK(domain, ext), skProfile)
 	if err != nil {
 		return turnover.User{}, fmt.Errorf("get user %s: %w", ext, err)
 	}
-	if out.Item == nil {
+	if p == nil {
 		return turnover.User{}, turnover.Errorf(turnover.ENOTFOUND, "Extension %s does not exist in domain %s.", ext, domain)
-	}
-	var p profileItem
-	if err := attributevalue.UnmarshalMap(out.Item, &p); err != nil {
-		return turnover.User{}, fmt.Errorf("decode user %s: %w", ext, err)
 	}
 	return p.user(), nil
 }
@@ -146,6 +140,22 @@ func (s *Store) GetUsers(ctx context.Context, domain string, exts []string) (map
 		users[p.Extension] = p.user()
 	}
 	return users, nil
+}
+
+// getItem reads one item by key with a consistent read, or nil if there is none.
+func getItem[T any](ctx context.Context, s *Store, pk, sk string) (*T, error) {
+	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &s.table, Key: key(pk, sk), ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return nil, err
+	}
+	if out.Item == nil {
+		return nil, nil
+	}
+	var v T
+	if err := attributevalue.UnmarshalMap(out.Item, &v); err != nil {
+		return nil, fmt.Errorf("decode item: %w", err)
+	}
+	return &v, nil
 }
 
 // batchGet reads items by key in BatchGetItem calls of 100, retrying unprocessed keys
@@ -397,6 +407,14 @@ func putRequest(item any) (types.WriteRequest, error) {
 
 func deleteRequest(pk, sk string) types.WriteRequest {
 	return types.WriteRequest{DeleteRequest: &types.DeleteRequest{Key: key(pk, sk)}}
+}
+
+// wrap says what was being done when err happened; a nil err stays nil.
+func wrap(err error, doing string) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%s: %w", doing, err)
 }
 
 // isConditionFailed reports whether err is a failed condition of a single-item write.

@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"golang.org/x/sync/errgroup"
 
+	"turnover/internal/setup"
 	"turnover/internal/turnover"
 )
 
@@ -42,18 +43,25 @@ type Audio interface {
 	DeleteAudio(ctx context.Context, keys []string) error
 }
 
-// Service resets the users of a job's batches and closes jobs.
+// Invites mails setup links to the new people of recycled extensions.
+type Invites interface {
+	// Invite mails a new link; once per scope and extension, however often it is asked.
+	Invite(ctx context.Context, inv setup.Invitation) (bool, error)
+}
+
+// Service resets the users of a job's batches.
 type Service struct {
 	store       Store
 	audio       Audio
+	invites     Invites
 	log         *slog.Logger
 	now         func() time.Time
 	concurrency int
 }
 
 // New returns the engine. concurrency bounds the users of one batch reset at once.
-func New(store Store, audio Audio, log *slog.Logger, concurrency int) *Service {
-	return &Service{store: store, audio: audio, log: log, now: time.Now, concurrency: max(concurrency, 1)}
+func New(store Store, audio Audio, invites Invites, log *slog.Logger, concurrency int) *Service {
+	return &Service{store: store, audio: audio, invites: invites, log: log, now: time.Now, concurrency: max(concurrency, 1)}
 }
 
 // BatchInput is one item of the state machine's Map: a batch of a job's users.
@@ -131,6 +139,9 @@ func (s *Service) resetUser(ctx context.Context, in BatchInput, ext string) outc
 		recorded, already, err = s.resetLocked(ctx, in, ext)
 		if err == nil {
 			log.Info("user reset", "recorded", recorded, "already", already)
+			if in.Options.Recycle {
+				s.welcome(ctx, in, ext, log)
+			}
 			return outcome{recorded: recorded}
 		}
 	}
@@ -183,6 +194,22 @@ func (s *Service) resetLocked(ctx context.Context, in BatchInput, ext string) (r
 		err = s.store.ReleaseLock(ctx, in.Domain, ext, in.JobID) // recorded before: the commit took nothing
 	}
 	return recorded, false, err
+}
+
+// welcome mails the setup link to the new person of a recycled extension, if the job's
+// recycle row asks for it. A mail that cannot go is logged and does not fail the reset;
+// a retried batch tries it again, and never sends a second copy.
+func (s *Service) welcome(ctx context.Context, in BatchInput, ext string, log *slog.Logger) {
+	row, err := s.store.GetRecycleRow(ctx, in.Domain, in.JobID, ext)
+	if err == nil && row != nil && row.SendWelcomeEmail {
+		_, err = s.invites.Invite(ctx, setup.Invitation{
+			Domain: in.Domain, Extension: ext, Email: row.Email, FirstName: row.FirstName,
+			Purpose: turnover.LinkWelcome, Scope: in.JobID,
+		})
+	}
+	if err != nil {
+		log.Warn("welcome email not sent", "error", err)
+	}
 }
 
 // failureMessage is what a job's result says of a failed user: an application error's

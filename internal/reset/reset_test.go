@@ -174,7 +174,7 @@ func (a *audio) DeleteAudio(_ context.Context, keys []string) error {
 
 func TestResetBatch(t *testing.T) {
 	st := newStore()
-	svc := reset.New(st, &audio{}, slog.New(slog.NewTextHandler(io.Discard, nil)), 4)
+	svc := reset.New(st, &audio{}, nil, slog.New(slog.NewTextHandler(io.Discard, nil)), 4)
 	in := reset.BatchInput{Domain: "niftywidgets", JobID: "j1", Batch: turnover.Batch{Users: []string{"1009", "1002", "4242"}}}
 	st.failNext["1002"] = &smithy.GenericAPIError{Code: "ThrottlingException", Message: "slow down"}
 
@@ -204,7 +204,7 @@ func TestResetBatch(t *testing.T) {
 
 func TestResetBatchRecycleOutcome(t *testing.T) {
 	st := newStore()
-	svc := reset.New(st, &audio{}, slog.New(slog.NewTextHandler(io.Discard, nil)), 1)
+	svc := reset.New(st, &audio{}, nil, slog.New(slog.NewTextHandler(io.Discard, nil)), 1)
 	_, err := svc.ResetBatch(context.Background(), reset.BatchInput{Domain: "niftywidgets", JobID: "j1",
 		Options: turnover.ResetOptions{Recycle: true, DeleteVoicemailMessages: true}, Batch: turnover.Batch{Users: []string{"1009"}}})
 	if err != nil {
@@ -227,7 +227,7 @@ func TestResetBatchRecycleOutcome(t *testing.T) {
 func TestResetBatchLockedUserFailsAlone(t *testing.T) {
 	st := newStore()
 	st.locks["1002"] = "other-job"
-	svc := reset.New(st, &audio{}, slog.New(slog.NewTextHandler(io.Discard, nil)), 2)
+	svc := reset.New(st, &audio{}, nil, slog.New(slog.NewTextHandler(io.Discard, nil)), 2)
 	out, err := svc.ResetBatch(context.Background(), reset.BatchInput{Domain: "niftywidgets", JobID: "j1", Batch: turnover.Batch{Users: []string{"1002", "1009"}}})
 	if err != nil {
 		t.Fatal(err)

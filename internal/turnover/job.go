@@ -194,3 +194,22 @@ type IdempotencyRecord struct {
 	Status      int
 	Body        []byte
 }
+
+// LinkPurpose says what a setup link is for.
+type LinkPurpose string
+
+const (
+	// LinkWelcome finishes a new person's setup: password and voicemail PIN.
+	LinkWelcome LinkPurpose = "welcome"
+	// LinkRecovery sets a new password after a forced password reset.
+	LinkRecovery LinkPurpose = "recovery"
+)
+
+// SetupLink is a user's live setup link as stored: the hash of its token, never the
+// token itself.
+type SetupLink struct {
+	TokenHash  string
+	Purpose    LinkPurpose
+	IssuedAt   time.Time
+	ValidUntil time.Time
+}

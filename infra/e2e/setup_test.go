@@ -1,0 +1,283 @@
+package e2e_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"turnover/internal/secret"
+	"turnover/internal/setup"
+	"turnover/internal/turnover"
+)
+
+type mailMessage struct {
+	ID      string   `json:"id"`
+	From    string   `json:"from"`
+	To      []string `json:"to"`
+	Subject string   `json:"subject"`
+	Text    string   `json:"text"`
+	HTML    string   `json:"html"`
+}
+
+var linkPattern = regexp.MustCompile(`https?://\S+/portal/resets\?\S+`)
+
+// mailTo waits for the newest local mail to an address and returns it with its link.
+func mailTo(t *testing.T, to string) (mailMessage, *url.URL) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(stack.APIURL + "/_local/mail")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var box struct{ Messages []mailMessage }
+		err = json.NewDecoder(resp.Body).Decode(&box)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range box.Messages {
+			if len(m.To) == 1 && m.To[0] == to {
+				link, err := url.Parse(linkPattern.FindString(m.Text))
+				if err != nil || link.Host == "" {
+					t.Fatalf("mail to %s has no setup link:\n%s", to, m.Text)
+				}
+				return m, link
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("no mail to %s", to)
+	return mailMessage{}, nil
+}
+
+// complete posts a setup as the page's script-free form would, in JSON.
+func complete(t *testing.T, link *url.URL, password, pin string) (int, string) {
+	t.Helper()
+	body, _ := json.Marshal(map[string]string{
+		"username": link.Query().Get("username"), "authCode": link.Query().Get("auth_code"),
+		"password": password, "voicemailPin": pin,
+	})
+	resp, err := apiClient(t).Post(stack.APIURL+"/v1/setup", "application/json", strings.NewReader(string(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(raw)
+}
+
+func openPage(t *testing.T, link *url.URL) (int, string, http.Header) {
+	t.Helper()
+	resp, err := apiClient(t).Get(link.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(raw), resp.Header
+}
+
+func TestRecycleWelcomeAndSetup(t *testing.T) {
+	domain := freshDomain(t, "welcome")
+	tok := tokenFor(t, domain)
+	j := runResetIn(t, tok, domain, map[string]any{
+		"users":   []string{"1005"},
+		"options": map[string]any{"recycle": true, "deleteVoicemailMessages": true},
+		"recycle": []map[string]any{{"extension": "1005", "firstName": "Ann", "lastName": "Lee", "email": "ann.lee@" + domain + ".test", "department": "Sales", "sendWelcomeEmail": true}},
+		"confirm": true,
+	})
+	if j.Status != "SUCCEEDED" || j.Users[0].Status != "recycled" {
+		t.Fatalf("job = %+v", j)
+	}
+	m, link := mailTo(t, "ann.lee@"+domain+".test")
+	for _, want := range []string{"1005@" + domain, "Extension: 1005", "168 hours"} {
+		if !strings.Contains(m.Text, want) {
+			t.Errorf("mail lacks %q:\n%s", want, m.Text)
+		}
+	}
+	if !strings.HasPrefix(link.String(), stack.APIURL+"/portal/resets?") || link.Query().Get("lang") != "en_us" {
+		t.Errorf("link %s does not point at the local portal page", link)
+	}
+	if !strings.Contains(m.HTML, "Set up my account") || strings.Contains(m.HTML, "<img") {
+		t.Errorf("html body:\n%s", m.HTML)
+	}
+
+	status, page, h := openPage(t, link)
+	if status != 200 || !strings.Contains(page, `name="voicemail_pin"`) || h.Get("Referrer-Policy") != "no-referrer" {
+		t.Fatalf("setup page: %d, referrer policy %q:\n%s", status, h.Get("Referrer-Policy"), page)
+	}
+	if status, body := complete(t, link, "password1", "2580"); status != 400 || !strings.Contains(body, "invalid_request") {
+		t.Errorf("a common password: %d %s", status, body)
+	}
+	if status, body := complete(t, link, "tangerine-sofa-42", "1005"); status != 400 {
+		t.Errorf("the extension as PIN: %d %s", status, body)
+	}
+	if status, body := complete(t, link, "tangerine-sofa-42", "2580"); status != 200 || !strings.Contains(body, "active") {
+		t.Fatalf("setup: %d %s", status, body)
+	}
+	var u user
+	doIn(t, tok, "GET", "/v1/domains/"+domain+"/users/1005", nil, &u)
+	if u.Status != "active" || u.FirstName != "Ann" {
+		t.Errorf("1005 after setup = %+v", u)
+	}
+	data, _, err := store().LoadUserData(context.Background(), domain, "1005")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := secret.Verify("tangerine-sofa-42", data.User.PasswordHash); !ok || err != nil {
+		t.Errorf("stored password hash does not verify: %v", err)
+	}
+	if ok, _ := secret.Verify("2580", data.User.VoicemailPINHash); !ok {
+		t.Errorf("stored PIN hash does not verify")
+	}
+
+	// The used link, an unknown user and a bad token look exactly alike.
+	usedStatus, used := complete(t, link, "tangerine-sofa-43", "2580")
+	unknown := *link
+	q := unknown.Query()
+	q.Set("username", setup.Username("1099", domain))
+	unknown.RawQuery = q.Encode()
+	unknownStatus, unknownBody := complete(t, &unknown, "tangerine-sofa-43", "2580")
+	bad := *link
+	q = bad.Query()
+	q.Set("auth_code", strings.Repeat("A", 43))
+	bad.RawQuery = q.Encode()
+	badStatus, badBody := complete(t, &bad, "tangerine-sofa-43", "2580")
+	if usedStatus != 400 || usedStatus != unknownStatus || usedStatus != badStatus || used != unknownBody || used != badBody {
+		t.Errorf("used %d %s / unknown %d %s / bad %d %s: want one status and body", usedStatus, used, unknownStatus, unknownBody, badStatus, badBody)
+	}
+	if status, page, _ := openPage(t, link); status != 400 || strings.Contains(page, "<form") {
+		t.Errorf("the used link still opens the form: %d", status)
+	}
+}
+
+func TestWelcomeLinkRacesAndRecovery(t *testing.T) {
+	domain := freshDomain(t, "links")
+	tok := tokenFor(t, domain)
+	var res struct {
+		Results []struct{ Extension, Status, Email string }
+	}
+	if status := doIn(t, tok, "POST", "/v1/domains/"+domain+"/bulk-actions", map[string]any{"action": "send_welcome_email", "users": []string{"1004"}}, &res); status != 200 || res.Results[0].Email != "sent" {
+		t.Fatalf("send welcome: %d %+v", status, res)
+	}
+	_, first := mailTo(t, "river.tam@"+domain+".example")
+	if status := doIn(t, tok, "POST", "/v1/domains/"+domain+"/bulk-actions", map[string]any{"action": "send_welcome_email", "users": []string{"1004"}}, &res); status != 200 {
+		t.Fatalf("send welcome again: %d", status)
+	}
+	_, second := newestLink(t, "river.tam@"+domain+".example", first)
+	if status, _ := complete(t, first, "tangerine-sofa-42", "2580"); status != 400 {
+		t.Errorf("the older link still works after a new one: %d", status)
+	}
+	var wg sync.WaitGroup
+	statuses := make([]int, 2)
+	for i := range statuses {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			statuses[i], _ = complete(t, second, "tangerine-sofa-42", "2580")
+		}()
+	}
+	wg.Wait()
+	if wins := btoi(statuses[0] == 200) + btoi(statuses[1] == 200); wins != 1 {
+		t.Errorf("two redemptions: %v, want exactly one 200", statuses)
+	}
+
+	// Force a password reset with a recovery mail; the link sets a new password only.
+	if status := doIn(t, tok, "POST", "/v1/domains/"+domain+"/bulk-actions", map[string]any{"action": "force_password_reset", "users": []string{"1002"}, "sendRecoveryEmail": true}, &res); status != 200 || res.Results[0].Status != "done" || res.Results[0].Email != "sent" {
+		t.Fatalf("force password reset: %d %+v", status, res)
+	}
+	var u user
+	doIn(t, tok, "GET", "/v1/domains/"+domain+"/users/1002", nil, &u)
+	if u.Status != "password_required" {
+		t.Errorf("1002 after force reset = %s", u.Status)
+	}
+	m, link := mailTo(t, "kaylee.frye@"+domain+".example")
+	if !strings.Contains(m.Subject, "new password") {
+		t.Errorf("recovery subject %q", m.Subject)
+	}
+	if status, page, _ := openPage(t, link); status != 200 || strings.Contains(page, "voicemail_pin") {
+		t.Errorf("recovery page: %d, asks for a PIN: %v", status, strings.Contains(page, "voicemail_pin"))
+	}
+	form := url.Values{"username": {link.Query().Get("username")}, "auth_code": {link.Query().Get("auth_code")}, "password": {"marmalade-kite-7"}}
+	resp, err := apiClient(t).PostForm(stack.APIURL+"/v1/setup", form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(page), "All set") {
+		t.Errorf("form post: %d\n%s", resp.StatusCode, page)
+	}
+	doIn(t, tok, "GET", "/v1/domains/"+domain+"/users/1002", nil, &u)
+	if u.Status != "active" {
+		t.Errorf("1002 after recovery = %s", u.Status)
+	}
+	if status := doIn(t, tok, "POST", "/v1/domains/"+domain+"/bulk-actions", map[string]any{"action": "force_password_reset", "users": []string{"1003"}}, &res); status != 200 || res.Results[0].Status != "failed" {
+		t.Errorf("forcing one's own password reset: %d %+v", status, res)
+	}
+}
+
+// newestLink waits for a mail to an address whose link differs from old.
+func newestLink(t *testing.T, to string, old *url.URL) (mailMessage, *url.URL) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if m, link := mailTo(t, to); link.String() != old.String() {
+			return m, link
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("no second mail to %s", to)
+	return mailMessage{}, nil
+}
+
+// The link's expiry against the real table, with the service's clock moved.
+func TestLinkExpiryOnTheRealStore(t *testing.T) {
+	domain := freshDomain(t, "expiry")
+	var last string
+	mailer := mailerFunc(func(_ context.Context, _, _, text, _ string) error { last = text; return nil })
+	for _, tt := range []struct {
+		after time.Duration
+		ok    bool
+	}{{168*time.Hour - time.Second, true}, {168*time.Hour + time.Second, false}} {
+		svc := setup.New(store(), mailer, secrets{}, setup.Config{PortalURL: "https://portal.example.com", Brand: "turnover", LinkTTL: 168 * time.Hour})
+		issued := time.Now()
+		svc.Now = func() time.Time { return issued }
+		if _, err := svc.Invite(context.Background(), setup.Invitation{Domain: domain, Extension: "1006", Email: "zoe@example.com", Purpose: turnover.LinkWelcome, Scope: tt.after.String()}); err != nil {
+			t.Fatal(err)
+		}
+		link, _ := url.Parse(linkPattern.FindString(last))
+		svc.Now = func() time.Time { return issued.Add(tt.after) }
+		err := svc.Complete(context.Background(), setup.Completion{Username: link.Query().Get("username"), Token: link.Query().Get("auth_code"), Password: "tangerine-sofa-42", PIN: "2580"})
+		if (err == nil) != tt.ok {
+			t.Errorf("after %v: %v, want ok=%v", tt.after, err, tt.ok)
+		}
+	}
+}
+
+type mailerFunc func(ctx context.Context, to, subject, text, html string) error
+
+func (f mailerFunc) Send(ctx context.Context, to, subject, text, html string) error {
+	return f(ctx, to, subject, text, html)
+}
+
+type secrets struct{}
+
+func (secrets) CheckPassword(pw string) error        { return secret.CheckPassword(pw) }
+func (secrets) CheckPIN(pin, extension string) error { return secret.CheckPIN(pin, extension) }
+func (secrets) Hash(s string) (string, error)        { return secret.Hash(s) }
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}

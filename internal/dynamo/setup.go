@@ -1,0 +1,241 @@
+package dynamo
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"turnover/internal/turnover"
+)
+
+// setupItem is a user's one live setup link: only the hash of its token is kept, and one
+// item per user means a new link replaces every older one.
+type setupItem struct {
+	PK        string `dynamodbav:"pk"`
+	SK        string `dynamodbav:"sk"`
+	TokenHash string `dynamodbav:"tokenHash"`
+	Purpose   string `dynamodbav:"purpose"`
+	IssuedAt  int64  `dynamodbav:"issuedAt"`
+	// ValidUntil is checked in code; ExpiresAt only lets DynamoDB clean up later.
+	ValidUntil int64 `dynamodbav:"validUntil"`
+	ExpiresAt  int64 `dynamodbav:"expiresAt"`
+}
+
+const skSetup = "SETUP"
+
+func unix(t time.Time) types.AttributeValue {
+	return &types.AttributeValueMemberN{Value: strconv.FormatInt(t.Unix(), 10)}
+}
+
+// PutSetupLink stores the hash of a user's new setup token, replacing any older link.
+func (s *Store) PutSetupLink(ctx context.Context, domain, ext string, l turnover.SetupLink) error {
+	item, err := attributevalue.MarshalMap(setupItem{
+		PK: userPK(domain, ext), SK: skSetup, TokenHash: l.TokenHash, Purpose: string(l.Purpose),
+		IssuedAt: l.IssuedAt.Unix(), ValidUntil: l.ValidUntil.Unix(), ExpiresAt: l.ValidUntil.Add(24 * time.Hour).Unix(),
+	})
+	if err != nil {
+		return fmt.Errorf("encode setup link of %s: %w", ext, err)
+	}
+	_, err = s.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: &s.table, Item: item})
+	if err != nil {
+		return fmt.Errorf("store setup link of %s: %w", ext, err)
+	}
+	return nil
+}
+
+// GetSetupLink returns a user's live setup link, or nil if there is none.
+func (s *Store) GetSetupLink(ctx context.Context, domain, ext string) (*turnover.SetupLink, error) {
+	it, err := getItem[setupItem](ctx, s, userPK(domain, ext), skSetup)
+	if err != nil || it == nil {
+		return nil, wrap(err, "get setup link of "+ext)
+	}
+	return &turnover.SetupLink{TokenHash: it.TokenHash, Purpose: turnover.LinkPurpose(it.Purpose),
+		IssuedAt: time.Unix(it.IssuedAt, 0), ValidUntil: time.Unix(it.ValidUntil, 0)}, nil
+}
+
+// RedeemSetupLink uses a setup link once: in one transaction the link goes, if its
+// token hash matches and it is still valid at now, and the user gets the new password
+// hash (and PIN hash, unless empty) and becomes active. Of two redemptions of one link
+// exactly one succeeds. It reports false when the link is gone, wrong or expired.
+func (s *Store) RedeemSetupLink(ctx context.Context, domain, ext, tokenHash string, now time.Time, passwordHash, pinHash string) (bool, error) {
+	pk := userPK(domain, ext)
+	update := &types.Update{
+		TableName:                &s.table,
+		Key:                      key(pk, skProfile),
+		UpdateExpression:         aws.String("SET passwordHash = :pw, #status = :active"),
+		ConditionExpression:      aws.String("attribute_exists(pk)"),
+		ExpressionAttributeNames: map[string]string{"#status": "status"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":pw": str(passwordHash), ":active": str(string(turnover.StatusActive)),
+		},
+	}
+	if pinHash != "" {
+		update.UpdateExpression = aws.String("SET passwordHash = :pw, pinHash = :pin, #status = :active")
+		update.ExpressionAttributeValues[":pin"] = str(pinHash)
+	}
+	_, err := s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
+		{Delete: &types.Delete{
+			TableName:           &s.table,
+			Key:                 key(pk, skSetup),
+			ConditionExpression: aws.String("tokenHash = :hash AND validUntil > :now"),
+			ExpressionAttributeValues: map[string]types.AttributeValue{
+				":hash": str(tokenHash), ":now": unix(now),
+			},
+		}},
+		{Update: update},
+	}})
+	var tc *types.TransactionCanceledException
+	if errors.As(err, &tc) {
+		for _, r := range tc.CancellationReasons {
+			if aws.ToString(r.Code) == "ConditionalCheckFailed" {
+				return false, nil
+			}
+		}
+	}
+	if err != nil {
+		return false, fmt.Errorf("redeem setup link of %s: %w", ext, err)
+	}
+	return true, nil
+}
+
+// rateItem counts one username's failed setup attempts in one window.
+type rateItem struct {
+	PK        string `dynamodbav:"pk"`
+	SK        string `dynamodbav:"sk"`
+	Attempts  int    `dynamodbav:"attempts"`
+	ExpiresAt int64  `dynamodbav:"expiresAt"`
+}
+
+// ratePK keys a username's failures in the window that holds now; the username is kept
+// only as a hash, so the item says nothing of who it is about.
+func ratePK(username string, now time.Time, window time.Duration) string {
+	sum := sha256.Sum256([]byte(username))
+	return "RATE#" + hex.EncodeToString(sum[:]) + "#" + strconv.FormatInt(now.Unix()/int64(window.Seconds()), 10)
+}
+
+// FailedSetups returns how many setup attempts failed for username in the window that
+// holds now.
+func (s *Store) FailedSetups(ctx context.Context, username string, now time.Time, window time.Duration) (int, error) {
+	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &s.table, Key: key(ratePK(username, now, window), "RATE"), ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return 0, fmt.Errorf("get failed setups: %w", err)
+	}
+	var it rateItem
+	if out.Item != nil {
+		if err := attributevalue.UnmarshalMap(out.Item, &it); err != nil {
+			return 0, fmt.Errorf("decode failed setups: %w", err)
+		}
+	}
+	return it.Attempts, nil
+}
+
+// RecordFailedSetup counts one failed setup attempt for username.
+func (s *Store) RecordFailedSetup(ctx context.Context, username string, now time.Time, window time.Duration) error {
+	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:        &s.table,
+		Key:              key(ratePK(username, now, window), "RATE"),
+		UpdateExpression: aws.String("ADD attempts :one SET expiresAt = :exp"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":one": num(1), ":exp": unix(now.Add(2 * window)),
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("count failed setup: %w", err)
+	}
+	return nil
+}
+
+// ClaimMailMarker marks one mail (of a job or request, to an extension) as being sent.
+// It reports false when the mail was claimed before, so a retried step never sends a
+// second copy.
+func (s *Store) ClaimMailMarker(ctx context.Context, domain, scope, ext string, keep time.Duration) (bool, error) {
+	_, err := s.db.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName: &s.table,
+		Item: map[string]types.AttributeValue{
+			"pk": str("MAIL#" + domain + "#" + scope), "sk": str(ext), "expiresAt": unix(s.now().Add(keep)),
+		},
+		ConditionExpression: aws.String("attribute_not_exists(pk)"),
+	})
+	if isConditionFailed(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("claim mail to %s: %w", ext, err)
+	}
+	return true, nil
+}
+
+// ReleaseMailMarker forgets a claim whose mail could not be sent, so a retry sends it.
+func (s *Store) ReleaseMailMarker(ctx context.Context, domain, scope, ext string) error {
+	_, err := s.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: &s.table, Key: key("MAIL#"+domain+"#"+scope, ext)})
+	if err != nil {
+		return fmt.Errorf("release mail to %s: %w", ext, err)
+	}
+	return nil
+}
+
+// SetIdentity gives a reset extension its new person: name, email and department, and
+// the directory entry under the new name. It returns an ECONFLICT error unless the user
+// is waiting for setup (a reset extension), and ENOTFOUND if there is no such user.
+func (s *Store) SetIdentity(ctx context.Context, domain string, id turnover.NewIdentity) error {
+	u, err := s.GetUser(ctx, domain, id.Extension)
+	if err != nil {
+		return err
+	}
+	if u.Status != turnover.StatusSetupRequired {
+		return turnover.Errorf(turnover.ECONFLICT, "Extension %s has not been reset; reset it before recycling it.", id.Extension)
+	}
+	upd := profileUpdate(s.table, userPK(domain, id.Extension), id.Extension, "", &id)
+	upd.ConditionExpression = aws.String("#status = :setup")
+	items := []types.TransactWriteItem{{Update: upd}}
+	if u.FirstName != "" || u.LastName != "" {
+		old := newDirectoryItem(domain, turnover.DirectoryEntry{Extension: u.Extension, FirstName: u.FirstName, LastName: u.LastName})
+		items = append(items, types.TransactWriteItem{Delete: &types.Delete{TableName: &s.table, Key: key(old.PK, old.SK)}})
+	}
+	entry, err := attributevalue.MarshalMap(newDirectoryItem(domain, turnover.DirectoryEntry{Extension: id.Extension, FirstName: id.FirstName, LastName: id.LastName}))
+	if err != nil {
+		return fmt.Errorf("encode directory entry: %w", err)
+	}
+	if len(items) == 2 && *items[1].Delete.Key["sk"].(*types.AttributeValueMemberS) == *entry["sk"].(*types.AttributeValueMemberS) {
+		items = items[:1] // same name again: the put below replaces the entry
+	}
+	items = append(items, types.TransactWriteItem{Put: &types.Put{TableName: &s.table, Item: entry}})
+	_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
+	var tc *types.TransactionCanceledException
+	if errors.As(err, &tc) {
+		return turnover.Errorf(turnover.ECONFLICT, "Extension %s changed while it was being recycled; try again.", id.Extension)
+	}
+	if err != nil {
+		return fmt.Errorf("recycle %s: %w", id.Extension, err)
+	}
+	return nil
+}
+
+// ForcePasswordReset clears a user's password: they must set a new one to sign in.
+// It returns ENOTFOUND if there is no such user.
+func (s *Store) ForcePasswordReset(ctx context.Context, domain, ext string) error {
+	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 &s.table,
+		Key:                       key(userPK(domain, ext), skProfile),
+		UpdateExpression:          aws.String("REMOVE passwordHash SET #status = :required"),
+		ConditionExpression:       aws.String("attribute_exists(pk)"),
+		ExpressionAttributeNames:  map[string]string{"#status": "status"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":required": str(string(turnover.StatusPasswordRequired))},
+	})
+	if isConditionFailed(err) {
+		return turnover.Errorf(turnover.ENOTFOUND, "Extension %s does not exist in domain %s.", ext, domain)
+	}
+	if err != nil {
+		return fmt.Errorf("force password reset of %s: %w", ext, err)
+	}
+	return nil
+}
