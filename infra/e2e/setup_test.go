@@ -281,3 +281,29 @@ func btoi(b bool) int {
 	}
 	return 0
 }
+
+func TestRecyclingAgainKillsOlderLinks(t *testing.T) {
+	domain := freshDomain(t, "again")
+	tok := tokenFor(t, domain)
+	var res struct {
+		Results []struct{ Extension, Status, Email string }
+	}
+	// 1006 (Zoe Washburne) waits for setup in the demo domain.
+	if status := doIn(t, tok, "POST", "/v1/domains/"+domain+"/bulk-actions", map[string]any{"action": "send_welcome_email", "users": []string{"1006"}}, &res); status != 200 || res.Results[0].Email != "sent" {
+		t.Fatalf("send welcome: %d %+v", status, res)
+	}
+	_, link := mailTo(t, "zoe.washburne@"+domain+".example")
+	if status := doIn(t, tok, "POST", "/v1/domains/"+domain+"/recycles", map[string]any{"rows": []any{
+		map[string]any{"extension": "1006", "firstName": "Inara", "lastName": "Serra", "email": "inara@example.com"},
+	}}, &res); status != 200 || res.Results[0].Status != "recycled" {
+		t.Fatalf("recycle: %d %+v", status, res)
+	}
+	if status, _ := complete(t, link, "tangerine-sofa-42", "2580"); status != 400 {
+		t.Errorf("the link sent before the recycle still works: %d", status)
+	}
+	var dir struct{ Entries []struct{ Extension, FirstName string } }
+	doIn(t, tok, "GET", "/v1/domains/"+domain+"/directory?digits="+turnover.KeypadDigits("Serra"), nil, &dir)
+	if len(dir.Entries) != 2 { // the demo's Inara at 1000, and 1006 now
+		t.Errorf("directory at Serra = %+v", dir.Entries)
+	}
+}

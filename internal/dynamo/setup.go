@@ -184,7 +184,7 @@ func (s *Store) ReleaseMailMarker(ctx context.Context, domain, scope, ext string
 }
 
 // SetIdentity gives a reset extension its new person: name, email and department, and
-// the directory entry under the new name. It returns an ECONFLICT error unless the user
+// the directory entry under the new name; any setup link sent before stops working. It returns an ECONFLICT error unless the user
 // is waiting for setup (a reset extension), and ENOTFOUND if there is no such user.
 func (s *Store) SetIdentity(ctx context.Context, domain string, id turnover.NewIdentity) error {
 	u, err := s.GetUser(ctx, domain, id.Extension)
@@ -196,7 +196,10 @@ func (s *Store) SetIdentity(ctx context.Context, domain string, id turnover.NewI
 	}
 	upd := profileUpdate(s.table, userPK(domain, id.Extension), id.Extension, "", &id)
 	upd.ConditionExpression = aws.String("#status = :setup")
-	items := []types.TransactWriteItem{{Update: upd}}
+	items := []types.TransactWriteItem{
+		{Update: upd},
+		{Delete: &types.Delete{TableName: &s.table, Key: key(userPK(domain, id.Extension), skSetup)}}, // older links die
+	}
 	if u.FirstName != "" || u.LastName != "" {
 		old := newDirectoryItem(domain, turnover.DirectoryEntry{Extension: u.Extension, FirstName: u.FirstName, LastName: u.LastName})
 		items = append(items, types.TransactWriteItem{Delete: &types.Delete{TableName: &s.table, Key: key(old.PK, old.SK)}})
@@ -205,8 +208,9 @@ func (s *Store) SetIdentity(ctx context.Context, domain string, id turnover.NewI
 	if err != nil {
 		return fmt.Errorf("encode directory entry: %w", err)
 	}
-	if len(items) == 2 && *items[1].Delete.Key["sk"].(*types.AttributeValueMemberS) == *entry["sk"].(*types.AttributeValueMemberS) {
-		items = items[:1] // same name again: the put below replaces the entry
+	if last := items[len(items)-1]; last.Delete != nil && last.Delete.Key["pk"].(*types.AttributeValueMemberS).Value == dirPK(domain) &&
+		last.Delete.Key["sk"].(*types.AttributeValueMemberS).Value == entry["sk"].(*types.AttributeValueMemberS).Value {
+		items = items[:len(items)-1] // same name again: the put below replaces the entry
 	}
 	items = append(items, types.TransactWriteItem{Put: &types.Put{TableName: &s.table, Item: entry}})
 	_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
