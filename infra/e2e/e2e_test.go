@@ -40,6 +40,7 @@ func TestMain(m *testing.M) {
 		Dir:           "../..",
 		FrontDoorAddr: "127.0.0.1:0",
 		APIAddr:       "127.0.0.1:0",
+		ScheduleTick:  -1, // the tests fire schedules themselves, with their own clock
 		Functions:     app.Functions,
 		Seed: func(ctx context.Context, cfg aws.Config, res localstack.Resources) error {
 			return demo.Seed(ctx, cfg, res.Tables["Table"], res.Buckets["Bucket"])
@@ -81,7 +82,7 @@ func token(t *testing.T, domain, scope string) string {
 func doIn(t *testing.T, tok, method, path string, body any, out any) int {
 	t.Helper()
 	key := ""
-	if method == "POST" && !strings.HasSuffix(path, ":preview") {
+	if (method == "POST" || method == "PATCH") && !strings.HasSuffix(path, ":preview") {
 		key = rand.Text()
 	}
 	return doWithKey(t, tok, method, path, key, body, out)
@@ -357,4 +358,8 @@ func TestTenIdenticalStartsMakeOneJob(t *testing.T) {
 			t.Errorf("job = %+v", j)
 		}
 	}
+}
+
+func jsonDecode(resp *http.Response, out any) error {
+	return json.NewDecoder(resp.Body).Decode(out)
 }

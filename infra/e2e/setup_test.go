@@ -301,7 +301,9 @@ func TestRecyclingAgainKillsOlderLinks(t *testing.T) {
 	if status, _ := complete(t, link, "tangerine-sofa-42", "2580"); status != 400 {
 		t.Errorf("the link sent before the recycle still works: %d", status)
 	}
-	var dir struct{ Entries []struct{ Extension, FirstName string } }
+	var dir struct {
+		Entries []struct{ Extension, FirstName string }
+	}
 	doIn(t, tok, "GET", "/v1/domains/"+domain+"/directory?digits="+turnover.KeypadDigits("Serra"), nil, &dir)
 	if len(dir.Entries) != 2 { // the demo's Inara at 1000, and 1006 now
 		t.Errorf("directory at Serra = %+v", dir.Entries)

@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 
@@ -71,6 +72,7 @@ func dev(args []string, stdout, stderr io.Writer) error {
 	dir := fs.String("dir", ".", "repository root holding template.yaml")
 	key := fs.String("key", "", "PEM RSA key that signs dev tokens, made if missing (default <dir>/"+defaultKeyFile+")")
 	verbose := fs.Bool("v", false, "log every AWS call and moto's output")
+	tick := fs.Duration("schedule-tick", 5*time.Second, "fire scheduled functions this often instead of on their template schedule (0: the template's; negative: only on POST /_local/schedules:fire)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -90,6 +92,7 @@ func dev(args []string, stdout, stderr io.Writer) error {
 		KeyFile:       keyFile(*key, *dir),
 		Functions:     app.Functions,
 		Logger:        log,
+		ScheduleTick:  *tick,
 		// The demo domain (niftywidgets) from internal/demo.
 		Seed: func(ctx context.Context, cfg aws.Config, res localstack.Resources) error {
 			return demo.Seed(ctx, cfg, res.Tables["Table"], res.Buckets["Bucket"])
@@ -105,6 +108,7 @@ turnover local stack
   HTTP API     %s   (GET /healthz; routes from template.yaml)
   AWS endpoint %s   (AWS_ENDPOINT_URL; calls counted at /_local/calls)
   sent mail    %s/_local/mail.html   (JSON at /_local/mail)
+  schedules    %s   (fire now: POST /_local/schedules:fire)
   state machine %s
   table %s, bucket %s
 
@@ -112,7 +116,7 @@ turnover local stack
   try:    curl -H "Authorization: Bearer $(make -s token)" %s/v1/domains/niftywidgets/users
 
 Ctrl-C stops everything.
-`, s.APIURL, s.FrontDoorURL, s.APIURL, s.Resources.StateMachines["ResetStateMachine"],
+`, s.APIURL, s.FrontDoorURL, s.APIURL, scheduleBanner(s.Schedules(), *tick), s.Resources.StateMachines["ResetStateMachine"],
 		s.Resources.Tables["Table"], s.Resources.Buckets["Bucket"], s.APIURL)
 
 	<-ctx.Done()
@@ -123,6 +127,25 @@ Ctrl-C stops everything.
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// scheduleBanner says which functions fire when.
+func scheduleBanner(scheds []localstack.Schedule, tick time.Duration) string {
+	if len(scheds) == 0 {
+		return "none in the template"
+	}
+	parts := make([]string, len(scheds))
+	for i, sc := range scheds {
+		parts[i] = sc.Function + " " + sc.Expression
+	}
+	list := strings.Join(parts, ", ")
+	switch {
+	case tick > 0:
+		return fmt.Sprintf("every %s (template: %s)", tick, list)
+	case tick < 0:
+		return "only when fired (template: " + list + ")"
+	}
+	return list
 }
 
 func token(args []string, stdout, stderr io.Writer) error {

@@ -27,7 +27,7 @@ func (nopHandler) Invoke(context.Context, []byte) ([]byte, error) { return []byt
 
 func nopFunctions() map[string]app.Function {
 	f := func(context.Context, aws.Config, config.Lookup) (lambda.Handler, error) { return nopHandler{}, nil }
-	return map[string]app.Function{"api": f, "reset": f, "finalize": f}
+	return map[string]app.Function{"api": f, "reset": f, "finalize": f, "offboard": f}
 }
 
 func quietLogger() *slog.Logger {

@@ -187,6 +187,9 @@ func (s *Stack) serveAPI(w http.ResponseWriter, r *http.Request) {
 	case "/_local/mail.html":
 		s.serveMailPage(w, r)
 		return
+	case "/_local/schedules:fire":
+		s.serveFireSchedules(w, r)
+		return
 	}
 	sw := &statusWriter{ResponseWriter: w}
 	s.serveRoute(sw, r, requestID)

@@ -50,6 +50,8 @@ func run(m *testing.M) int {
 		Functions:     fakeFunctions(),
 		Logger:        slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
 		Faults:        faults,
+		// Schedules fire only when a test asks, through FireSchedules.
+		ScheduleTick: -1,
 		Seed: func(ctx context.Context, cfg aws.Config, res localstack.Resources) error {
 			fakes.seeded.Store(res.Tables["Table"])
 			return nil
@@ -213,6 +215,13 @@ func fakeFunctions() map[string]app.Function {
 			return handlerFunc(func(ctx context.Context, payload []byte) ([]byte, error) {
 				fakes.add(ctx, "finalize", env, payload)
 				return []byte(`{"status":"done"}`), nil
+			}), nil
+		},
+		"offboard": func(ctx context.Context, cfg aws.Config, lookup config.Lookup) (lambda.Handler, error) {
+			env := envOf(lookup)
+			return handlerFunc(func(ctx context.Context, payload []byte) ([]byte, error) {
+				fakes.add(ctx, "offboard", env, payload)
+				return []byte("null"), nil
 			}), nil
 		},
 	}

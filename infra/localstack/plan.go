@@ -22,6 +22,7 @@ type plan struct {
 	machines    []machineSpec
 	functions   []*functionSpec
 	routes      []*route
+	schedules   []*schedule              // enabled ones, by function and event
 	authorizers map[string]JWTAuthorizer // by HttpApi logical id + "/" + authorizer name
 	defaultAuth *JWTAuthorizer
 	implicitAPI bool // the authorizers of SAM's implicit HTTP API have been read
@@ -259,6 +260,11 @@ func makePlan(t *Template) (*plan, error) {
 		}
 		p.functions = append(p.functions, f)
 		p.routes = append(p.routes, routes...)
+		scheds, err := schedules(t, r)
+		if err != nil {
+			return nil, err
+		}
+		p.schedules = append(p.schedules, scheds...)
 		p.resources.Functions[r.LogicalID] = f.Name
 	}
 	return p, nil

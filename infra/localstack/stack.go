@@ -11,10 +11,13 @@
 //     JWTs like the HTTP API JWT authorizer, and invokes the route's function.
 //   - SES v2 mail is kept by moto as the MIME SES would send, and the HTTP API's
 //     port lists it at /_local/mail (JSON) and /_local/mail.html.
+//   - functions with Schedule or ScheduleV2 events are invoked on their schedule, as
+//     moto keeps EventBridge rules without firing them, and on demand at
+//     /_local/schedules:fire.
 //
 // Everything comes from template.yaml: tables, buckets, email identities, the state
-// machines with their DefinitionSubstitutions, each function's environment, the routes
-// and the authorizer.
+// machines with their DefinitionSubstitutions, each function's environment, the routes,
+// the authorizer and the schedules.
 package localstack
 
 import (
@@ -67,6 +70,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Faults, if set, may delay or fail every AWS call crossing the front door.
 	Faults FaultInjector
+	// ScheduleTick, when positive, fires every scheduled function at this interval
+	// instead of on its template schedule; negative never fires them by timer
+	// (FireSchedules still does). Zero keeps the template's schedules.
+	ScheduleTick time.Duration
 }
 
 // Resources are the local names of what the template declares, by logical id.
@@ -112,6 +119,7 @@ type Stack struct {
 	cancel  context.CancelFunc
 	async   sync.WaitGroup
 	serving sync.WaitGroup
+	timers  sync.WaitGroup // one per schedule firing on its own
 
 	closeOnce sync.Once
 	closeErr  error
@@ -249,6 +257,7 @@ func start(ctx context.Context, opt Options) (_ *Stack, err error) {
 			return nil, fmt.Errorf("seed: %w", err)
 		}
 	}
+	s.startSchedules()
 	s.ready.Store(true)
 	log.Info("local stack ready", "api", s.APIURL, "aws", s.FrontDoorURL, "took", time.Since(began).Round(time.Millisecond))
 	return s, nil
@@ -302,6 +311,8 @@ func (s *Stack) Close() error {
 		began := time.Now()
 		shutdown(s.api, time.Second)
 		s.cancel()
+		// Every wait of a timer ends with the context, so no schedule fires after this.
+		s.timers.Wait()
 		waitTimeout(&s.async, time.Second)
 		shutdown(s.frontDoor, time.Second)
 		s.log.Debug("servers stopped", "after", time.Since(began).Round(time.Millisecond))

@@ -47,14 +47,15 @@ type Executions interface {
 
 // Server serves the API.
 type Server struct {
-	Users       Users
-	Jobs        Jobs
-	Manifests   Manifests
-	Executions  Executions
-	Idempotency Idempotency
-	Setup       Setup
-	Accounts    Accounts
-	Log         *slog.Logger
+	Users        Users
+	Jobs         Jobs
+	Manifests    Manifests
+	Executions   Executions
+	Idempotency  Idempotency
+	Setup        Setup
+	Accounts     Accounts
+	Offboardings Offboardings
+	Log          *slog.Logger
 	// BatchSize is how many users one reset invocation handles.
 	BatchSize int
 	// Identity reads the caller's verified identity; by default from the API Gateway
@@ -96,6 +97,12 @@ func (s *Server) Handler() http.Handler {
 	domain("GET /v1/domains/{domain}/numbers", s.listNumbers)
 	domain("POST /v1/domains/{domain}/recycles", s.idempotent(s.recycle))
 	domain("POST /v1/domains/{domain}/bulk-actions", s.idempotent(s.bulkAction))
+	domain("POST /v1/domains/{domain}/offboardings", s.idempotent(s.createOffboarding))
+	domain("POST /v1/domains/{domain}/offboardings:import", s.idempotent(s.importOffboardings))
+	domain("GET /v1/domains/{domain}/offboardings", s.listOffboardings)
+	domain("GET /v1/domains/{domain}/offboardings/{id}", s.getOffboarding)
+	domain("PATCH /v1/domains/{domain}/offboardings/{id}", s.idempotent(s.moveOffboarding))
+	domain("DELETE /v1/domains/{domain}/offboardings/{id}", s.cancelOffboarding)
 	mux.HandleFunc("GET /portal/resets", s.setupForm)
 	mux.HandleFunc("POST /v1/setup", s.completeSetup)
 	mux.HandleFunc("GET /v1/openapi.yaml", serveOpenAPI)

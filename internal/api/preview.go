@@ -3,6 +3,7 @@ package api
 import (
 	"net/http"
 	"slices"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -57,6 +58,9 @@ func (s *Server) previewReset(w http.ResponseWriter, r *http.Request, id turnove
 			default:
 				u.Found = true
 				u.WillDelete = reset.Plan(data, req.Options).Counts(req.Options)
+				if o := data.User.Offboarding; o != nil {
+					u.Warnings = append(u.Warnings, "Extension "+ext+" is in offboarding "+o.ID+", scheduled for "+o.At.UTC().Format(time.RFC3339)+".")
+				}
 			}
 			if job, ok := busy[ext]; ok {
 				u.Warnings = append(u.Warnings, "Extension "+ext+" is in reset job "+job+", which is still running.")

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"turnover/internal/reset"
 	"turnover/internal/turnover"
 )
 
@@ -122,25 +123,8 @@ func (s *Server) createJob(w http.ResponseWriter, r *http.Request, id turnover.I
 		Domain: domain, ID: s.NewJobID(domain, idempotencyKey(r)), Status: turnover.JobRunning, Options: opts,
 		Total: len(users), CreatedBy: id.Subject, CreatedAt: s.Now().UTC(),
 	}
-	if err := s.Jobs.CreateJob(r.Context(), job); turnover.ErrorCode(err) == turnover.ECONFLICT {
-		// An earlier try of this very request (same key, same body: the idempotency
-		// record says so) made the job and failed after: finish starting it.
-		if job, err = s.Jobs.GetJob(r.Context(), domain, job.ID); err != nil {
-			return err
-		}
-	} else if err != nil {
-		return err
-	}
-	if len(rows) > 0 {
-		if err := s.Jobs.PutRecycleRows(r.Context(), domain, job.ID, rows); err != nil {
-			return err
-		}
-	}
-	manifest, err := s.Manifests.PutManifest(r.Context(), domain, job.ID, batches(users, s.BatchSize))
-	if err != nil {
-		return err
-	}
-	err = s.Executions.StartJob(r.Context(), turnover.ExecutionInput{Domain: domain, JobID: job.ID, Options: opts, Manifest: manifest})
+	l := reset.Launcher{Jobs: s.Jobs, Manifests: s.Manifests, Executions: s.Executions, BatchSize: s.BatchSize}
+	job, err := l.Launch(r.Context(), job, users, rows)
 	if err != nil {
 		return err
 	}
@@ -230,16 +214,6 @@ func (s *Server) checkUsersExist(r *http.Request, domain string, users []string)
 		missing = missing[:10]
 	}
 	return turnover.Errorf(turnover.EUNPROCESSABLE, "Domain %s has no extension %s%s; nothing was reset.", domain, strings.Join(missing, ", "), more)
-}
-
-// batches splits users into the manifest's batches of size n.
-func batches(users []string, n int) []turnover.Batch {
-	n = max(n, 1)
-	out := make([]turnover.Batch, 0, (len(users)+n-1)/n)
-	for start := 0; start < len(users); start += n {
-		out = append(out, turnover.Batch{Users: users[start:min(start+n, len(users))]})
-	}
-	return out
 }
 
 const (

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"turnover/internal/turnover"
 )
@@ -17,13 +18,24 @@ type userJSON struct {
 	Scope      string `json:"scope"`
 	Status     string `json:"status"`
 	Login      string `json:"login"`
+	// Offboarding is the user's pending offboarding, or null.
+	Offboarding *pendingJSON `json:"offboarding"`
+}
+
+type pendingJSON struct {
+	ID string    `json:"id"`
+	At time.Time `json:"at"`
 }
 
 func newUserJSON(u turnover.User) userJSON {
-	return userJSON{
+	v := userJSON{
 		Extension: u.Extension, FirstName: u.FirstName, LastName: u.LastName, Email: u.Email,
 		Department: u.Department, Scope: string(u.Scope), Status: string(u.Status), Login: u.Login(),
 	}
+	if o := u.Offboarding; o != nil {
+		v.Offboarding = &pendingJSON{ID: o.ID, At: o.At}
+	}
+	return v
 }
 
 const (

@@ -20,6 +20,7 @@ import (
 	"turnover/internal/config"
 	"turnover/internal/dynamo"
 	"turnover/internal/eventbus"
+	"turnover/internal/offboard"
 	"turnover/internal/reset"
 	"turnover/internal/s3store"
 	"turnover/internal/secret"
@@ -38,6 +39,7 @@ var Functions = map[string]Function{
 	"api":      API,
 	"reset":    Reset,
 	"finalize": Finalize,
+	"offboard": Offboard,
 }
 
 // usersAtOnce bounds how many users of one batch a reset invocation works on at once.
@@ -51,15 +53,16 @@ func API(ctx context.Context, awsCfg aws.Config, lookup config.Lookup) (lambda.H
 	}
 	store := dynamo.New(dynamodb.NewFromConfig(awsCfg), cfg.TableName)
 	srv := &api.Server{
-		Setup:       newSetup(awsCfg, store, cfg.Mail),
-		Accounts:    store,
-		Users:       store,
-		Jobs:        store,
-		Manifests:   s3store.New(s3.NewFromConfig(awsCfg), cfg.BucketName),
-		Executions:  stepfn.New(sfn.NewFromConfig(awsCfg), cfg.StateMachineARN),
-		Idempotency: store,
-		Log:         lambdacontext.NewLogger(),
-		BatchSize:   cfg.BatchSize,
+		Setup:        newSetup(awsCfg, store, cfg.Mail),
+		Accounts:     store,
+		Users:        store,
+		Jobs:         store,
+		Manifests:    s3store.New(s3.NewFromConfig(awsCfg), cfg.BucketName),
+		Executions:   stepfn.New(sfn.NewFromConfig(awsCfg), cfg.StateMachineARN),
+		Offboardings: store,
+		Idempotency:  store,
+		Log:          lambdacontext.NewLogger(),
+		BatchSize:    cfg.BatchSize,
 	}
 	return lambda.NewHandler(httpadapter.NewV2(srv.Handler()).ProxyWithContext), nil
 }
@@ -109,3 +112,19 @@ type secrets struct{}
 func (secrets) CheckPassword(pw string) error        { return secret.CheckPassword(pw) }
 func (secrets) CheckPIN(pin, extension string) error { return secret.CheckPIN(pin, extension) }
 func (secrets) Hash(s string) (string, error)        { return secret.Hash(s) }
+
+// Offboard builds the function that starts due offboardings.
+func Offboard(ctx context.Context, awsCfg aws.Config, lookup config.Lookup) (lambda.Handler, error) {
+	cfg, err := config.LoadOffboard(lookup)
+	if err != nil {
+		return nil, err
+	}
+	store := dynamo.New(dynamodb.NewFromConfig(awsCfg), cfg.TableName)
+	svc := offboard.New(store, &reset.Launcher{
+		Jobs:       store,
+		Manifests:  s3store.New(s3.NewFromConfig(awsCfg), cfg.BucketName),
+		Executions: stepfn.New(sfn.NewFromConfig(awsCfg), cfg.StateMachineARN),
+		BatchSize:  cfg.BatchSize,
+	}, lambdacontext.NewLogger())
+	return lambda.NewHandler(svc.Fire), nil
+}

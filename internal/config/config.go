@@ -69,6 +69,27 @@ func LoadAPI(lookup Lookup) (API, error) {
 	return c, r.err()
 }
 
+// Offboard configures the function that starts due offboardings.
+type Offboard struct {
+	Common
+	BucketName      string
+	StateMachineARN string
+	BatchSize       int
+}
+
+// LoadOffboard reads the offboard function's settings. It fails naming every missing or
+// bad one.
+func LoadOffboard(lookup Lookup) (Offboard, error) {
+	r := reader{lookup: lookup}
+	c := Offboard{
+		Common:          r.common(),
+		BucketName:      r.required("BUCKET_NAME"),
+		StateMachineARN: r.required("STATE_MACHINE_ARN"),
+		BatchSize:       r.intBetween("BATCH_SIZE", 25, 1, 500),
+	}
+	return c, r.err()
+}
+
 // LoadReset reads the reset function's settings. It fails naming every missing or bad one.
 func LoadReset(lookup Lookup) (Reset, error) {
 	r := reader{lookup: lookup}

@@ -313,11 +313,7 @@ func (s *Store) record(ctx context.Context, domain, jobID string, res turnover.U
 
 // ListNumbers returns a domain's phone number inventory in number order.
 func (s *Store) ListNumbers(ctx context.Context, domain string) ([]turnover.PhoneNumber, error) {
-	items, err := queryAll[numberItem](ctx, s.db, &dynamodb.QueryInput{
-		TableName:                 &s.table,
-		KeyConditionExpression:    aws.String("pk = :pk"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(numPK(domain))},
-	})
+	items, err := queryPartition[numberItem](ctx, s, numPK(domain))
 	if err != nil {
 		return nil, fmt.Errorf("list numbers of %s: %w", domain, err)
 	}

@@ -84,6 +84,9 @@ type profileItem struct {
 	ResetJob string `dynamodbav:"resetJob,omitempty"`
 	// Search is what the users list's q matches: the name and extension, lower case.
 	Search string `dynamodbav:"search"`
+	// OffboardingID and OffboardingAt name the user's pending offboarding.
+	OffboardingID string `dynamodbav:"offboardingId,omitempty"`
+	OffboardingAt string `dynamodbav:"offboardingAt,omitempty"`
 }
 
 // searchText is a profile's search attribute.
@@ -104,8 +107,14 @@ func newProfileItem(u turnover.User) profileItem {
 }
 
 func (p profileItem) user() turnover.User {
+	var pending *turnover.PendingOffboarding
+	if p.OffboardingID != "" {
+		at, _ := time.Parse(atLayout, p.OffboardingAt)
+		pending = &turnover.PendingOffboarding{ID: p.OffboardingID, At: at}
+	}
 	return turnover.User{
-		Domain: p.Domain, Extension: p.Extension,
+		Offboarding: pending,
+		Domain:      p.Domain, Extension: p.Extension,
 		FirstName: p.FirstName, LastName: p.LastName, Email: p.Email, Department: p.Department,
 		Scope: turnover.Scope(p.Scope), Status: turnover.Status(p.Status),
 		PasswordHash: p.PasswordHash, VoicemailPINHash: p.VoicemailPINHash,
@@ -326,6 +335,15 @@ func (s *Store) LookupDirectory(ctx context.Context, domain, digits string) ([]t
 		entries[i] = turnover.DirectoryEntry{Extension: it.Extension, FirstName: it.FirstName, LastName: it.LastName}
 	}
 	return entries, nil
+}
+
+// queryPartition reads every item under one partition key.
+func queryPartition[T any](ctx context.Context, s *Store, pk string) ([]T, error) {
+	return queryAll[T](ctx, s.db, &dynamodb.QueryInput{
+		TableName:                 &s.table,
+		KeyConditionExpression:    aws.String("pk = :pk"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(pk)},
+	})
 }
 
 // queryAll reads every page of a query and decodes its items.

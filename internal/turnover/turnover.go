@@ -62,6 +62,14 @@ type User struct {
 	// PasswordHash and VoicemailPINHash are never shown; a reset removes them.
 	PasswordHash     string
 	VoicemailPINHash string
+	// Offboarding is the user's pending offboarding, if any.
+	Offboarding *PendingOffboarding
+}
+
+// PendingOffboarding names the scheduled offboarding a user is in.
+type PendingOffboarding struct {
+	ID string
+	At time.Time
 }
 
 // Login is how the user signs in: EXT@DOMAIN.
