@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"turnover/internal/turnover"
 )
@@ -59,7 +60,7 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request, _ turnover.Id
 	if f.Scope != "" && !f.Scope.Valid() {
 		return turnover.Errorf(turnover.EINVALID, "scope must be one of basic_user, call_center_agent, call_center_supervisor, office_manager, reseller, super_user.")
 	}
-	if len(f.Query) > 64 || len(f.Department) > 64 {
+	if utf8.RuneCountInString(f.Query) > 64 || utf8.RuneCountInString(f.Department) > 64 {
 		return turnover.Errorf(turnover.EINVALID, "q and department may hold at most 64 characters.")
 	}
 	if v := q.Get("limit"); v != "" {
