@@ -19,10 +19,16 @@ import (
 	"turnover/infra/localstack"
 )
 
-// apiDo sends a request to the HTTP API with the token, if any.
+// apiDo sends a request to the shared stack's HTTP API with the token, if any.
 func apiDo(t *testing.T, method, path, token string, body io.Reader, header http.Header) (*http.Response, []byte) {
 	t.Helper()
-	req, err := http.NewRequest(method, stack.APIURL+path, body)
+	return sendURL(t, method, stack.APIURL+path, token, body, header)
+}
+
+// sendURL sends one request and reads its whole answer.
+func sendURL(t *testing.T, method, url, token string, body io.Reader, header http.Header) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, body)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -126,7 +125,7 @@ func TestSentMail(t *testing.T) {
 		t.Fatalf("send text and HTML: %v", err)
 	}
 
-	resp, body := getURL(t, s.APIURL+"/_local/mail")
+	resp, body := sendURL(t, http.MethodGet, s.APIURL+"/_local/mail", "", nil, nil)
 	if resp.StatusCode != http.StatusOK || resp.Header.Get("Cache-Control") != "no-store" || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
 		t.Fatalf("GET /_local/mail: %s, Cache-Control %q, Content-Type %q\n%s", resp.Status, resp.Header.Get("Cache-Control"), resp.Header.Get("Content-Type"), body)
 	}
@@ -172,7 +171,7 @@ func TestSentMail(t *testing.T) {
 		t.Errorf("text-only message came back as text %q, HTML %q, subject %q", old.Text, old.HTML, old.Subject)
 	}
 
-	resp, body = getURL(t, s.APIURL+"/_local/mail.html")
+	resp, body = sendURL(t, http.MethodGet, s.APIURL+"/_local/mail.html", "", nil, nil)
 	page := string(body)
 	if resp.StatusCode != http.StatusOK || resp.Header.Get("Cache-Control") != "no-store" || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
 		t.Fatalf("GET /_local/mail.html: %s, Cache-Control %q, Content-Type %q", resp.Status, resp.Header.Get("Cache-Control"), resp.Header.Get("Content-Type"))
@@ -196,22 +195,4 @@ func TestSentMail(t *testing.T) {
 func isMessageRejected(err error) bool {
 	var rejected *sestypes.MessageRejected
 	return errors.As(err, &rejected)
-}
-
-func getURL(t *testing.T, url string) (*http.Response, []byte) {
-	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp, b
 }

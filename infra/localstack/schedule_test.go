@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -215,19 +214,7 @@ func TestFireSchedules(t *testing.T) {
 
 	fire := func(t *testing.T, method, query string) (int, []byte) {
 		t.Helper()
-		req, err := http.NewRequest(method, s.APIURL+"/_local/schedules:fire"+query, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		if err != nil {
-			t.Fatal(err)
-		}
+		resp, b := sendURL(t, method, s.APIURL+"/_local/schedules:fire"+query, "", nil, nil)
 		return resp.StatusCode, b
 	}
 
