@@ -350,6 +350,30 @@ func TestEveryDocumentedOperation(t *testing.T) {
 	}
 	expect("bulk, force password reset", doIn(t, tok, "POST", base+"/bulk-actions", map[string]any{"action": "force_password_reset", "users": []string{"1002"}}, &rows), 200)
 
+	// Offboardings: schedule, read, move, cancel, import.
+	later := time.Now().Add(2 * time.Hour).UTC().Truncate(time.Second)
+	var off struct{ ID string }
+	expect("schedule", doIn(t, tok, "POST", base+"/offboardings", map[string]any{"users": []string{"1005"}, "at": later.Format(time.RFC3339)}, &off), 201)
+	expect("schedule in the past", doIn(t, tok, "POST", base+"/offboardings", map[string]any{"users": []string{"1006"}, "at": "2020-01-01T00:00:00Z"}, &e), 422)
+	expect("offboardings", doIn(t, tok, "GET", base+"/offboardings?status=scheduled", nil, &struct{}{}), 200)
+	expect("offboarding", doIn(t, tok, "GET", base+"/offboardings/"+off.ID, nil, &struct{}{}), 200)
+	expect("move", doIn(t, tok, "PATCH", base+"/offboardings/"+off.ID, map[string]any{"at": later.Add(time.Hour).Format(time.RFC3339)}, &struct{}{}), 200)
+	expect("cancel", doIn(t, tok, "DELETE", base+"/offboardings/"+off.ID, nil, &struct{}{}), 200)
+	expect("no such offboarding", doIn(t, tok, "GET", base+"/offboardings/nosuch", nil, &e), 404)
+	importReq, err := http.NewRequest("POST", stack.APIURL+base+"/offboardings:import", strings.NewReader("extension,at\n1006,"+later.Format(time.RFC3339)+"\n4242,"+later.Format(time.RFC3339)+"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	importReq.Header.Set("Authorization", "Bearer "+tok)
+	importReq.Header.Set("Content-Type", "text/csv")
+	importReq.Header.Set("Idempotency-Key", "import-"+domain)
+	importResp, err := apiClient(t).Do(importReq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	importResp.Body.Close()
+	expect("import", importResp.StatusCode, 200)
+
 	doc, _, err := loadSpec()
 	if err != nil {
 		t.Fatal(err)

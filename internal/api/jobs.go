@@ -1,7 +1,9 @@
 package api
 
 import (
+	"bytes"
 	"encoding/csv"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -150,13 +152,14 @@ func (s *Server) retryJob(w http.ResponseWriter, r *http.Request, id turnover.Id
 
 // decodeOptional accepts an empty body or an empty JSON object.
 func decodeOptional(w http.ResponseWriter, r *http.Request) error {
-	if r.ContentLength == 0 {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		return decodeError(err)
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
 		return nil
 	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
 	var empty struct{}
-	err := decode(w, r, &empty)
-	if err != nil && strings.Contains(turnover.ErrorMessage(err), "empty") {
-		return nil
-	}
-	return err
+	return decode(w, r, &empty)
 }

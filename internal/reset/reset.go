@@ -133,15 +133,17 @@ type outcome struct {
 
 func (s *Service) resetUser(ctx context.Context, in BatchInput, ext string) outcome {
 	log := s.log.With("domain", in.Domain, "job", in.JobID, "extension", ext)
+	var row *turnover.NewIdentity // the job's new identity for the extension, if any
 	err := s.store.AcquireLock(ctx, in.Domain, ext, in.JobID, lockTTL)
+	if err == nil && in.Options.Recycle {
+		row, err = s.store.GetRecycleRow(ctx, in.Domain, in.JobID, ext)
+	}
 	if err == nil {
 		var recorded, already bool
-		recorded, already, err = s.resetLocked(ctx, in, ext)
+		recorded, already, err = s.resetLocked(ctx, in, ext, row)
 		if err == nil {
 			log.Info("user reset", "recorded", recorded, "already", already)
-			if in.Options.Recycle {
-				s.welcome(ctx, in, ext, log)
-			}
+			s.welcome(ctx, in, row, log)
 			return outcome{recorded: recorded}
 		}
 	}
@@ -163,7 +165,7 @@ func (s *Service) resetUser(ctx context.Context, in BatchInput, ext string) outc
 
 // resetLocked resets a user the job holds the lock on. A user this job has reset
 // already (a retried batch) is left as it is.
-func (s *Service) resetLocked(ctx context.Context, in BatchInput, ext string) (recorded, already bool, err error) {
+func (s *Service) resetLocked(ctx context.Context, in BatchInput, ext string, row *turnover.NewIdentity) (recorded, already bool, err error) {
 	data, resetJob, err := s.store.LoadUserData(ctx, in.Domain, ext)
 	if err != nil {
 		return false, false, err
@@ -174,11 +176,8 @@ func (s *Service) resetLocked(ctx context.Context, in BatchInput, ext string) (r
 	plan := Plan(data, in.Options)
 	res := turnover.UserResult{Extension: ext, Outcome: turnover.OutcomeReset, Deleted: plan.Counts(in.Options)}
 	if in.Options.Recycle {
-		if plan.Recycle, err = s.store.GetRecycleRow(ctx, in.Domain, in.JobID, ext); err != nil {
-			return false, false, err
-		}
-		res.Outcome = turnover.OutcomeRecyclePending
-		if plan.Recycle != nil {
+		plan.Recycle, res.Outcome = row, turnover.OutcomeRecyclePending
+		if row != nil {
 			res.Outcome = turnover.OutcomeRecycled
 		}
 	}
@@ -199,14 +198,14 @@ func (s *Service) resetLocked(ctx context.Context, in BatchInput, ext string) (r
 // welcome mails the setup link to the new person of a recycled extension, if the job's
 // recycle row asks for it. A mail that cannot go is logged and does not fail the reset;
 // a retried batch tries it again, and never sends a second copy.
-func (s *Service) welcome(ctx context.Context, in BatchInput, ext string, log *slog.Logger) {
-	row, err := s.store.GetRecycleRow(ctx, in.Domain, in.JobID, ext)
-	if err == nil && row != nil && row.SendWelcomeEmail {
-		_, err = s.invites.Invite(ctx, setup.Invitation{
-			Domain: in.Domain, Extension: ext, Email: row.Email, FirstName: row.FirstName,
-			Purpose: turnover.LinkWelcome, Scope: in.JobID,
-		})
+func (s *Service) welcome(ctx context.Context, in BatchInput, row *turnover.NewIdentity, log *slog.Logger) {
+	if row == nil || !row.SendWelcomeEmail {
+		return
 	}
+	_, err := s.invites.Invite(ctx, setup.Invitation{
+		Domain: in.Domain, Extension: row.Extension, Email: row.Email, FirstName: row.FirstName,
+		Purpose: turnover.LinkWelcome, Scope: in.JobID,
+	})
 	if err != nil {
 		log.Warn("welcome email not sent", "error", err)
 	}
