@@ -78,19 +78,23 @@ func TestApplyResetRecordsOnce(t *testing.T) {
 	opts := turnover.ResetOptions{DeleteCustomContacts: true}
 	plan := reset.Plan(data, opts)
 	res := turnover.UserResult{Extension: "2000", Outcome: turnover.OutcomeReset, Deleted: plan.Counts(opts), At: time.Now()}
-	for i, want := range []bool{true, false} {
-		if err := store().AcquireLock(ctx, domain, "2000", "job-a", time.Minute); err != nil {
+	for i, want := range []int{1, 0} {
+		if busy, err := store().LockUsers(ctx, domain, "job-a", []string{"2000"}, time.Minute); err != nil || len(busy) != 0 {
+			t.Fatalf("lock: %v %v", busy, err)
+		}
+		if err := store().ApplyResets(ctx, []turnover.ResetPlan{plan}); err != nil {
 			t.Fatal(err)
 		}
-		if err := store().DeleteUserItems(ctx, plan); err != nil {
-			t.Fatal(err)
+		c := turnover.ResetCommit{Extension: "2000", Result: &res, Plan: &plan, Locked: true}
+		if i == 1 {
+			c.ReadResetJob = "job-a" // what a second read would see
 		}
-		recorded, err := store().CommitReset(ctx, "job-a", plan, res)
+		out, err := store().CommitResets(ctx, domain, "job-a", []turnover.ResetCommit{c})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if recorded != want {
-			t.Errorf("commit #%d recorded = %v, want %v", i+1, recorded, want)
+		if len(out.Recorded) != want {
+			t.Errorf("commit #%d = %+v, want %d recorded", i+1, out, want)
 		}
 	}
 	after, resetJob, err := store().LoadUserData(ctx, domain, "2000")
@@ -111,8 +115,8 @@ func TestApplyResetRecordsOnce(t *testing.T) {
 	if job.Done != 1 || job.Failed != 0 || len(results) != 1 || results[0].Deleted["customContacts"] != 30 {
 		t.Errorf("job = %+v, results = %+v; want one user counted once", job, results)
 	}
-	if recorded, err := store().RecordFailure(ctx, domain, "job-a", turnover.UserResult{Extension: "2000", Outcome: turnover.OutcomeFailed}); err != nil || recorded {
-		t.Errorf("a failure after success: recorded %v, %v; want not recorded", recorded, err)
+	if out, err := store().CommitResets(ctx, domain, "job-a", []turnover.ResetCommit{{Extension: "2000", Result: &turnover.UserResult{Extension: "2000", Outcome: turnover.OutcomeFailed}}}); err != nil || len(out.Already) != 1 {
+		t.Errorf("a failure after success: %+v, %v; want already recorded", out, err)
 	}
 	finished, err := store().FinishJob(ctx, domain, "job-a", false)
 	if err != nil || finished.Status != turnover.JobSucceeded {
@@ -142,40 +146,52 @@ func TestGetUsersBeyondOneBatch(t *testing.T) {
 func TestLockLetsOneJobIn(t *testing.T) {
 	ctx := context.Background()
 	const domain = "locktest"
-	seedDomain(t, domain, 1)
-	errs := make(chan error, 2)
-	for _, job := range []string{"job-x", "job-y"} {
-		go func() { errs <- store().AcquireLock(ctx, domain, "2000", job, time.Minute) }()
+	seedDomain(t, domain, 3)
+	users := []string{"2000", "2001", "2002"}
+	type outcome struct {
+		job  string
+		busy map[string]bool
 	}
-	var won, lost int
+	outs := make(chan outcome, 2)
+	for _, job := range []string{"job-x", "job-y"} {
+		go func() {
+			busy, err := store().LockUsers(ctx, domain, job, users, time.Minute)
+			if err != nil {
+				t.Error(err)
+			}
+			outs <- outcome{job, busy}
+		}()
+	}
+	holder := map[string]string{}
 	for range 2 {
-		switch err := <-errs; {
-		case err == nil:
-			won++
-		case turnover.ErrorCode(err) == turnover.ECONFLICT:
-			lost++
-		default:
-			t.Fatal(err)
-		}
-	}
-	if won != 1 || lost != 1 {
-		t.Fatalf("%d jobs got the lock and %d were refused; want one each", won, lost)
-	}
-	// The holder may take it again (a retried batch); after release anyone may.
-	for _, job := range []string{"job-x", "job-y"} {
-		if store().AcquireLock(ctx, domain, "2000", job, time.Minute) == nil {
-			if err := store().ReleaseLock(ctx, domain, "2000", job); err != nil {
-				t.Fatal(err)
+		o := <-outs
+		for _, ext := range users {
+			if !o.busy[ext] {
+				if holder[ext] != "" {
+					t.Errorf("%s locked by both %s and %s", ext, holder[ext], o.job)
+				}
+				holder[ext] = o.job
 			}
 		}
 	}
-	if err := store().AcquireLock(ctx, domain, "2000", "job-z", time.Minute); err != nil {
-		t.Errorf("after release: %v", err)
+	if len(holder) != 3 {
+		t.Fatalf("locks = %v, want each user locked by exactly one job", holder)
 	}
-	// An expired lock does not keep the user locked.
-	if err := store().AcquireLock(ctx, domain, "2001", "job-old", -time.Minute); err == nil {
-		if err := store().AcquireLock(ctx, domain, "2001", "job-new", time.Minute); err != nil {
-			t.Errorf("an expired lock held the user: %v", err)
-		}
+	// The holder may take it again (a retried batch); another job may not.
+	if busy, err := store().LockUsers(ctx, domain, holder["2000"], []string{"2000", "4242"}, time.Minute); err != nil || busy["2000"] || !busy["4242"] {
+		t.Errorf("the holder again: %v %v; want 2000 locked and 4242 (no such user) not", busy, err)
+	}
+	if busy, _ := store().LockUsers(ctx, domain, "job-z", []string{"2000"}, time.Minute); !busy["2000"] {
+		t.Errorf("a third job took a held lock")
+	}
+	// A commit that only unlocks releases it; an expired lock does not keep the user locked.
+	if _, err := store().CommitResets(ctx, domain, holder["2000"], []turnover.ResetCommit{{Extension: "2000", Locked: true}}); err != nil {
+		t.Fatal(err)
+	}
+	if busy, err := store().LockUsers(ctx, domain, "job-z", []string{"2000"}, -time.Minute); err != nil || busy["2000"] {
+		t.Errorf("after release: %v %v", busy, err)
+	}
+	if busy, err := store().LockUsers(ctx, domain, "job-new", []string{"2000"}, time.Minute); err != nil || busy["2000"] {
+		t.Errorf("an expired lock held the user: %v %v", busy, err)
 	}
 }

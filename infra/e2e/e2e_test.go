@@ -33,10 +33,19 @@ var stack *localstack.Stack
 // slowCommits, while set, delays every DynamoDB transaction through the front door.
 var slowCommits atomic.Bool
 
+// functionLogs is the file every function's log lines go to, one JSON object a line, as
+// Lambda writes them to CloudWatch Logs.
+var functionLogs *os.File
+
 func TestMain(m *testing.M) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	var err error
+	if functionLogs, err = os.CreateTemp("", "turnover-e2e-functions-*.log"); err != nil {
+		fmt.Fprintln(os.Stderr, "function log file:", err)
+		os.Exit(1)
+	}
 	stack, err = localstack.Start(ctx, localstack.Options{
+		FunctionLogs:  functionLogs,
 		Dir:           "../..",
 		FrontDoorAddr: "127.0.0.1:0",
 		APIAddr:       "127.0.0.1:0",
@@ -61,6 +70,11 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	if err := stack.Close(); err != nil {
 		fmt.Fprintln(os.Stderr, "stop local stack:", err)
+	}
+	if code != 0 {
+		fmt.Fprintln(os.Stderr, "the functions' logs are in", functionLogs.Name())
+	} else {
+		os.Remove(functionLogs.Name())
 	}
 	os.Exit(code)
 }

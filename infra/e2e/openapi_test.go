@@ -332,7 +332,7 @@ func TestEveryDocumentedOperation(t *testing.T) {
 		map[string]any{"extension": "1002", "firstName": "Grace", "lastName": "Hopper", "email": grace, "sendWelcomeEmail": true},
 		map[string]any{"extension": "1001", "firstName": "Not", "lastName": "Reset", "email": "x@example.com"},
 	}}, &rows), 200)
-	if len(rows.Results) != 2 || rows.Results[0].Status != "recycled" || rows.Results[0].Email != "sent" || rows.Results[1].Status != "failed" {
+	if len(rows.Results) != 2 || rows.Results[0].Status != "recycled" || rows.Results[0].Email != "queued" || rows.Results[1].Status != "failed" {
 		t.Errorf("recycle results = %+v, want 1002 recycled and mailed, 1001 (never reset) failed alone", rows.Results)
 	}
 	expect("recycle, no rows", doIn(t, tok, "POST", base+"/recycles", map[string]any{"rows": []any{}}, &e), 400)

@@ -165,7 +165,7 @@ func TestWelcomeLinkRacesAndRecovery(t *testing.T) {
 	var res struct {
 		Results []struct{ Extension, Status, Email string }
 	}
-	if status := doIn(t, tok, "POST", "/v1/domains/"+domain+"/bulk-actions", map[string]any{"action": "send_welcome_email", "users": []string{"1004"}}, &res); status != 200 || res.Results[0].Email != "sent" {
+	if status := doIn(t, tok, "POST", "/v1/domains/"+domain+"/bulk-actions", map[string]any{"action": "send_welcome_email", "users": []string{"1004"}}, &res); status != 200 || res.Results[0].Email != "queued" {
 		t.Fatalf("send welcome: %d %+v", status, res)
 	}
 	_, first := mailTo(t, "river.tam@"+domain+".example")
@@ -191,7 +191,7 @@ func TestWelcomeLinkRacesAndRecovery(t *testing.T) {
 	}
 
 	// Force a password reset with a recovery mail; the link sets a new password only.
-	if status := doIn(t, tok, "POST", "/v1/domains/"+domain+"/bulk-actions", map[string]any{"action": "force_password_reset", "users": []string{"1002"}, "sendRecoveryEmail": true}, &res); status != 200 || res.Results[0].Status != "done" || res.Results[0].Email != "sent" {
+	if status := doIn(t, tok, "POST", "/v1/domains/"+domain+"/bulk-actions", map[string]any{"action": "force_password_reset", "users": []string{"1002"}, "sendRecoveryEmail": true}, &res); status != 200 || res.Results[0].Status != "done" || res.Results[0].Email != "queued" {
 		t.Fatalf("force password reset: %d %+v", status, res)
 	}
 	var u user
@@ -289,7 +289,7 @@ func TestRecyclingAgainKillsOlderLinks(t *testing.T) {
 		Results []struct{ Extension, Status, Email string }
 	}
 	// 1006 (Zoe Washburne) waits for setup in the demo domain.
-	if status := doIn(t, tok, "POST", "/v1/domains/"+domain+"/bulk-actions", map[string]any{"action": "send_welcome_email", "users": []string{"1006"}}, &res); status != 200 || res.Results[0].Email != "sent" {
+	if status := doIn(t, tok, "POST", "/v1/domains/"+domain+"/bulk-actions", map[string]any{"action": "send_welcome_email", "users": []string{"1006"}}, &res); status != 200 || res.Results[0].Email != "queued" {
 		t.Fatalf("send welcome: %d %+v", status, res)
 	}
 	_, link := mailTo(t, "zoe.washburne@"+domain+".example")

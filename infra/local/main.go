@@ -5,6 +5,11 @@
 //	local [dev]        run the local stack until Ctrl-C
 //	local token        print a dev JWT for the local HTTP API
 //	local render-asl   write each state machine's resolved definition
+//
+// LOCAL_FAULTS, when set, makes dev fail a share of the AWS calls with the retryable
+// errors AWS answers under load and add latency, e.g.
+// LOCAL_FAULTS=dynamodb=0.10,s3=0.05,lambda=0.05,ses=0.10,sqs=0.05,latency=20ms,seed=7
+// (see localstack.ParseFaults).
 package main
 
 import (
@@ -17,6 +22,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -81,6 +87,17 @@ func dev(args []string, stdout, stderr io.Writer) error {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	// A typo in the spec fails the start rather than running without the faults asked
+	// for.
+	var faults localstack.FaultInjector
+	faultsBanner := "off"
+	if spec := os.Getenv("LOCAL_FAULTS"); strings.TrimSpace(spec) != "" {
+		f, err := localstack.ParseFaults(spec)
+		if err != nil {
+			return fmt.Errorf("LOCAL_FAULTS: %w", err)
+		}
+		faults, faultsBanner = f, f.String()
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -93,6 +110,7 @@ func dev(args []string, stdout, stderr io.Writer) error {
 		Functions:     app.Functions,
 		Logger:        log,
 		ScheduleTick:  *tick,
+		Faults:        faults,
 		// The demo domain (niftywidgets) from internal/demo.
 		Seed: func(ctx context.Context, cfg aws.Config, res localstack.Resources) error {
 			return demo.Seed(ctx, cfg, res.Tables["Table"], res.Buckets["Bucket"])
@@ -109,6 +127,7 @@ turnover local stack
   AWS endpoint %s   (AWS_ENDPOINT_URL; calls counted at /_local/calls)
   sent mail    %s/_local/mail.html   (JSON at /_local/mail)
   schedules    %s   (fire now: POST /_local/schedules:fire)
+  faults       %s   (LOCAL_FAULTS; change: POST /_local/faults {"spec":"dynamodb=0.1"}; counts: GET /_local/faults)
   state machine %s
   table %s, bucket %s
 
@@ -116,17 +135,37 @@ turnover local stack
   try:    curl -H "Authorization: Bearer $(make -s token)" %s/v1/domains/niftywidgets/users
 
 Ctrl-C stops everything.
-`, s.APIURL, s.FrontDoorURL, s.APIURL, scheduleBanner(s.Schedules(), *tick), s.Resources.StateMachines["ResetStateMachine"],
+`, s.APIURL, s.FrontDoorURL, s.APIURL, scheduleBanner(s.Schedules(), *tick), faultsBanner, s.Resources.StateMachines["ResetStateMachine"],
 		s.Resources.Tables["Table"], s.Resources.Buckets["Bucket"], s.APIURL)
 
 	<-ctx.Done()
 	stop() // a second Ctrl-C ends the process at once
 	log.Info("stopping")
+	if c, ok := s.Faults().(interface{ Injected() map[string]int }); ok {
+		fmt.Fprintln(stdout, "faults injected:", injectedSummary(c.Injected()))
+	}
 	if err := s.Close(); err != nil {
 		return err
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// injectedSummary lists fault counts by "service.Code", sorted.
+func injectedSummary(counts map[string]int) string {
+	if len(counts) == 0 {
+		return "none"
+	}
+	keys := make([]string, 0, len(counts))
+	for k := range counts {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s=%d", k, counts[k])
+	}
+	return strings.Join(parts, " ")
 }
 
 // scheduleBanner says which functions fire when.

@@ -26,8 +26,10 @@ type nopHandler struct{}
 func (nopHandler) Invoke(context.Context, []byte) ([]byte, error) { return []byte("{}"), nil }
 
 func nopFunctions() map[string]app.Function {
-	f := func(context.Context, aws.Config, config.Lookup) (lambda.Handler, error) { return nopHandler{}, nil }
-	return map[string]app.Function{"api": f, "reset": f, "finalize": f, "offboard": f}
+	f := func(context.Context, aws.Config, config.Lookup, *slog.Logger) (lambda.Handler, error) {
+		return nopHandler{}, nil
+	}
+	return map[string]app.Function{"api": f, "reset": f, "finalize": f, "offboard": f, "mailer": f}
 }
 
 func quietLogger() *slog.Logger {

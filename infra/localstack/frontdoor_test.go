@@ -58,7 +58,7 @@ func TestResourcesExistInMoto(t *testing.T) {
 		t.Errorf("head bucket: %v", err)
 	}
 
-	if got, want := stack.Resources.Functions, map[string]string{"ApiFunction": "ApiFunction", "ResetFunction": "ResetFunction", "FinalizeFunction": "FinalizeFunction", "OffboardFunction": "OffboardFunction"}; !equalMaps(got, want) {
+	if got, want := stack.Resources.Functions, map[string]string{"ApiFunction": "ApiFunction", "ResetFunction": "ResetFunction", "FinalizeFunction": "FinalizeFunction", "OffboardFunction": "OffboardFunction", "MailerFunction": "MailerFunction"}; !equalMaps(got, want) {
 		t.Errorf("functions %v, want %v", got, want)
 	}
 	if got := stack.Resources.StateMachines["ResetStateMachine"]; got != "arn:aws:states:us-east-1:123456789012:stateMachine:turnover-local-reset-users" {

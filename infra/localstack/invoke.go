@@ -7,7 +7,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
+	"os"
 	"reflect"
 	"runtime"
 	"strings"
@@ -73,13 +75,19 @@ func (s *Stack) invoke(ctx context.Context, f *function, requestID string, paylo
 		AwsRequestID:       requestID,
 		InvokedFunctionArn: f.spec.ARN,
 	})
+	// Registered so that the front door can attribute the invocation's AWS calls and an
+	// armed crash can kill it.
+	inv := s.invocations.begin(requestID, f.spec, cancel)
+	defer s.invocations.end(inv)
 
 	done := make(chan invokeResult, 1)
 	go func() { done <- callHandler(ctx, f.handler, payload) }()
 	start := time.Now()
 	var res invokeResult
+	returned := false
 	select {
 	case res = <-done:
+		returned = true
 	case <-ctx.Done():
 		res.Err = &messages.InvokeResponse_Error{
 			Type:    "Sandbox.Timedout",
@@ -88,6 +96,9 @@ func (s *Stack) invoke(ctx context.Context, f *function, requestID string, paylo
 		if ctx.Err() == context.Canceled {
 			res.Err = &messages.InvokeResponse_Error{Type: "Runtime.ExitError", Message: "RequestId: " + requestID + " Error: the local stack is shutting down"}
 		}
+	}
+	if s.invocations.isKilled(inv) {
+		res = s.crashResult(inv, done, returned, deadline)
 	}
 	if res.Err != nil {
 		res.Payload, _ = json.Marshal(res.Err)
@@ -208,4 +219,31 @@ func panicStack() []*messages.InvokeResponse_Error_StackFrame {
 		}
 	}
 	return out
+}
+
+// newFunctionLogger logs as a function in Lambda does with JSON logging on: one JSON
+// object a line, with the invocation's request id.
+func newFunctionLogger(w io.Writer) *slog.Logger {
+	if w == nil {
+		w = os.Stdout
+	}
+	return slog.New(invocationHandler{slog.NewJSONHandler(w, &slog.HandlerOptions{ReplaceAttr: lambdacontext.ReplaceAttr})})
+}
+
+// invocationHandler adds the request id of the invocation a record was logged in.
+type invocationHandler struct{ slog.Handler }
+
+func (h invocationHandler) Handle(ctx context.Context, r slog.Record) error {
+	if lc, ok := lambdacontext.FromContext(ctx); ok {
+		r.AddAttrs(slog.String("requestId", lc.AwsRequestID))
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h invocationHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return invocationHandler{h.Handler.WithAttrs(attrs)}
+}
+
+func (h invocationHandler) WithGroup(name string) slog.Handler {
+	return invocationHandler{h.Handler.WithGroup(name)}
 }

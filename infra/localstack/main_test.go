@@ -171,7 +171,7 @@ func fakeFunctions() map[string]app.Function {
 		return env
 	}
 	return map[string]app.Function{
-		"api": func(ctx context.Context, cfg aws.Config, lookup config.Lookup) (lambda.Handler, error) {
+		"api": func(ctx context.Context, cfg aws.Config, lookup config.Lookup, _ *slog.Logger) (lambda.Handler, error) {
 			env := envOf(lookup)
 			return lambda.NewHandler(func(ctx context.Context, ev events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
 				raw, _ := json.Marshal(ev)
@@ -188,7 +188,7 @@ func fakeFunctions() map[string]app.Function {
 				}, nil
 			}), nil
 		},
-		"reset": func(ctx context.Context, cfg aws.Config, lookup config.Lookup) (lambda.Handler, error) {
+		"reset": func(ctx context.Context, cfg aws.Config, lookup config.Lookup, _ *slog.Logger) (lambda.Handler, error) {
 			env := envOf(lookup)
 			return handlerFunc(func(ctx context.Context, payload []byte) ([]byte, error) {
 				fakes.add(ctx, "reset", env, payload)
@@ -210,17 +210,24 @@ func fakeFunctions() map[string]app.Function {
 				return json.Marshal(map[string]any{"done": len(in.Batch.Users), "failed": 0, "echo": json.RawMessage(payload)})
 			}), nil
 		},
-		"finalize": func(ctx context.Context, cfg aws.Config, lookup config.Lookup) (lambda.Handler, error) {
+		"finalize": func(ctx context.Context, cfg aws.Config, lookup config.Lookup, _ *slog.Logger) (lambda.Handler, error) {
 			env := envOf(lookup)
 			return handlerFunc(func(ctx context.Context, payload []byte) ([]byte, error) {
 				fakes.add(ctx, "finalize", env, payload)
 				return []byte(`{"status":"done"}`), nil
 			}), nil
 		},
-		"offboard": func(ctx context.Context, cfg aws.Config, lookup config.Lookup) (lambda.Handler, error) {
+		"offboard": func(ctx context.Context, cfg aws.Config, lookup config.Lookup, _ *slog.Logger) (lambda.Handler, error) {
 			env := envOf(lookup)
 			return handlerFunc(func(ctx context.Context, payload []byte) ([]byte, error) {
 				fakes.add(ctx, "offboard", env, payload)
+				return []byte("null"), nil
+			}), nil
+		},
+		"mailer": func(ctx context.Context, cfg aws.Config, lookup config.Lookup, _ *slog.Logger) (lambda.Handler, error) {
+			env := envOf(lookup)
+			return handlerFunc(func(ctx context.Context, payload []byte) ([]byte, error) {
+				fakes.add(ctx, "mailer", env, payload)
 				return []byte("null"), nil
 			}), nil
 		},

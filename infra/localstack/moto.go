@@ -51,6 +51,17 @@ type moto struct {
 //     Memory grows without end and data.json, which the sent-mail pages read, slows
 //     with it (500 items and 50 transactions: 1.5s). Items are left out of data.json
 //     and the other DynamoDB models are listed only while moto still uses them.
+//   - moto's DynamoDB serves requests on many threads with no lock, and
+//     TransactWriteItems checks its conditions, writes, and on a failed condition puts
+//     back a copy of the whole table taken before: two transactions on one item can
+//     both pass their conditions, and a failed one undoes writes other requests made
+//     meanwhile. DynamoDB requests are served one at a time, which makes transactions
+//     atomic and isolated as DynamoDB's are. The copy of the whole table, which made
+//     every transaction cost as much as the table is large (seconds at 15,000 items),
+//     becomes a copy of just the items the transaction names, put back if it fails.
+//   - Query reads every item of the table, sorted, to find one partition's, so a job's
+//     reads grew with the square of the table. A Query of the table (not an index) looks
+//     at its partition's items only.
 //
 // A moto whose insides differ starts as it is, with a line on stderr.
 const motoBootstrap = `
@@ -116,11 +127,81 @@ def light_dynamodb_tracking():
     except Exception as e:
         print("local stack: moto keeps every DynamoDB model:", repr(e), file=sys.stderr)
 
+def serial_dynamodb():
+    try:
+        from moto.dynamodb.responses import DynamoHandler
+        lock = threading.RLock()
+        call = DynamoHandler.call_action
+        def call_action(self):
+            with lock:
+                return call(self)
+        DynamoHandler.call_action = call_action
+    except Exception as e:
+        print("local stack: moto's DynamoDB serves requests side by side:", repr(e), file=sys.stderr)
+
+def item_transactions():
+    try:
+        from moto.dynamodb.models import DynamoDBBackend
+        from moto.dynamodb.models.table import Table
+        transact = DynamoDBBackend.transact_write_items
+        def key_of(self, op_type, op):
+            table = self.get_table(op["TableName"])
+            if op_type != "Put":
+                return op["Key"]
+            key = {table.hash_key_attr: op["Item"][table.hash_key_attr]}
+            if table.range_key_attr is not None:
+                key[table.range_key_attr] = op["Item"][table.range_key_attr]
+            return key
+        def transact_write_items(self, transact_items):
+            saved = []
+            for item in transact_items[:100]:
+                try:
+                    op_type, op = next(iter(item.items()))
+                    key = key_of(self, op_type, op)
+                    current = self.get_item(op["TableName"], key)
+                    saved.append((op["TableName"], key, current and current.to_json()["Attributes"]))
+                except Exception:
+                    pass  # the transaction itself reports what is wrong with it
+            try:
+                return transact(self, transact_items)
+            except Exception:
+                for table_name, key, attrs in reversed(saved):
+                    self.delete_item(table_name, key)
+                    if attrs is not None:
+                        self.put_item(table_name, attrs)
+                raise
+        # The transaction's own copy of the table: the items above stand in for it.
+        Table.__deepcopy__ = lambda self, memo: self
+        DynamoDBBackend.transact_write_items = transact_write_items
+    except Exception as e:
+        print("local stack: moto's transactions copy the whole table:", repr(e), file=sys.stderr)
+
+def partition_queries():
+    try:
+        from moto.dynamodb.models.table import Table
+        query = Table.query
+        def partition_query(self, hash_key, *args, **kwargs):
+            index_name = kwargs.get("index_name", args[6] if len(args) > 6 else None)
+            if index_name or not self.range_key_attr or hash_key is None:
+                return query(self, hash_key, *args, **kwargs)
+            items = list(self.items.get(hash_key, {}).values())
+            self.all_items = lambda: items
+            try:
+                return query(self, hash_key, *args, **kwargs)
+            finally:
+                del self.all_items
+        Table.query = partition_query
+    except Exception as e:
+        print("local stack: moto's Query reads the whole table:", repr(e), file=sys.stderr)
+
 def ready():
     ready_stepfunctions()
     light_dynamodb_tracking()
 
 from moto.server import main
+serial_dynamodb()
+item_transactions()
+partition_queries()
 threading.Thread(target=ready, daemon=True).start()
 main(sys.argv[1:])
 `

@@ -23,6 +23,8 @@ type plan struct {
 	functions   []*functionSpec
 	routes      []*route
 	schedules   []*schedule              // enabled ones, by function and event
+	queues      []*queueSpec             // dead-letter queues before their sources
+	sqsSources  []*sqsSource             // enabled SQS events, by function and event
 	authorizers map[string]JWTAuthorizer // by HttpApi logical id + "/" + authorizer name
 	defaultAuth *JWTAuthorizer
 	implicitAPI bool // the authorizers of SAM's implicit HTTP API have been read
@@ -188,6 +190,7 @@ func makePlan(t *Template) (*plan, error) {
 			Buckets:       map[string]string{},
 			StateMachines: map[string]string{},
 			Functions:     map[string]string{},
+			Queues:        map[string]string{},
 		},
 		authorizers: map[string]JWTAuthorizer{},
 	}
@@ -214,6 +217,9 @@ func makePlan(t *Template) (*plan, error) {
 		}
 		p.buckets = append(p.buckets, bucketSpec{LogicalID: r.LogicalID, Name: name, Props: props.(map[string]any)})
 		p.resources.Buckets[r.LogicalID] = name
+	}
+	if err := p.addQueues(t); err != nil {
+		return nil, err
 	}
 	for _, r := range t.ResourcesOfType(typeEmailIdentity) {
 		name, err := t.PhysicalName(r.LogicalID)
@@ -265,6 +271,11 @@ func makePlan(t *Template) (*plan, error) {
 			return nil, err
 		}
 		p.schedules = append(p.schedules, scheds...)
+		srcs, err := p.readSQSSources(t, r)
+		if err != nil {
+			return nil, err
+		}
+		p.sqsSources = append(p.sqsSources, srcs...)
 		p.resources.Functions[r.LogicalID] = f.Name
 	}
 	return p, nil

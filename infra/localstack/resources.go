@@ -19,8 +19,8 @@ import (
 	sfntypes "github.com/aws/aws-sdk-go-v2/service/sfn/types"
 )
 
-// createResources stands up the plan's tables, buckets, email identities and state
-// machines in moto, through the front door.
+// createResources stands up the plan's tables, buckets, email identities, state
+// machines and queues in moto, through the front door.
 func (s *Stack) createResources(ctx context.Context) error {
 	var (
 		wg   sync.WaitGroup
@@ -59,6 +59,9 @@ func (s *Stack) createResources(ctx context.Context) error {
 	for _, m := range s.plan.machines {
 		run(func() error { return s.createStateMachine(ctx, sf, m) })
 	}
+	// Queues go one after the other, as a source queue's RedrivePolicy names its
+	// dead-letter queue, which must exist first.
+	run(func() error { return s.createQueues(ctx) })
 	wg.Wait()
 	return errors.Join(errs...)
 }

@@ -101,18 +101,8 @@ func readSchedule(t *Template, fn, event, typ string, rawProps any) (*schedule, 
 		}
 		return s, nil
 	}
-	if v, ok := props["Enabled"]; ok {
-		s, err := scalarString(v)
-		if err != nil {
-			return nil, fmt.Errorf("Enabled: %w", err)
-		}
-		enabled, err := strconv.ParseBool(s)
-		if err != nil {
-			return nil, fmt.Errorf("Enabled: %q is not a boolean", s)
-		}
-		if !enabled {
-			return nil, nil
-		}
+	if enabled, err := eventEnabled(props); err != nil || !enabled {
+		return nil, err
 	}
 	state, err := str("State")
 	if err != nil {
@@ -547,4 +537,21 @@ func (s *Stack) serveFireSchedules(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(body)
+}
+
+// eventEnabled reads a function event's Enabled property, true when absent.
+func eventEnabled(props map[string]any) (bool, error) {
+	v, ok := props["Enabled"]
+	if !ok {
+		return true, nil
+	}
+	s, err := scalarString(v)
+	if err != nil {
+		return false, fmt.Errorf("Enabled: %w", err)
+	}
+	enabled, err := strconv.ParseBool(s)
+	if err != nil {
+		return false, fmt.Errorf("Enabled: %q is not a boolean", s)
+	}
+	return enabled, nil
 }

@@ -72,7 +72,7 @@ type scheduled struct {
 	mode atomic.Value // "", "fail" or "panic"
 }
 
-func (f *scheduled) builder(ctx context.Context, cfg aws.Config, lookup config.Lookup) (lambda.Handler, error) {
+func (f *scheduled) builder(ctx context.Context, cfg aws.Config, lookup config.Lookup, _ *slog.Logger) (lambda.Handler, error) {
 	return handlerFunc(func(ctx context.Context, payload []byte) ([]byte, error) {
 		f.rec.add(ctx, "offboard", nil, payload)
 		switch mode, _ := f.mode.Load().(string); mode {

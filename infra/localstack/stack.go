@@ -5,8 +5,10 @@
 //   - a moto server child process holds DynamoDB, S3, SES and Step Functions, with state
 //     machine execution turned on;
 //   - an AWS front door in front of moto runs Lambda invocations in-process with the Go
-//     handlers and proxies every other call to moto, counting calls and injecting
-//     faults on the way;
+//     handlers and proxies every other call to moto, counting and tracing calls (each
+//     with the invocation that made it) and injecting faults on the way: AWS's
+//     retryable errors at set rates (ParseFaults, /_local/faults) and crashes that
+//     kill an invocation part way (ArmCrash);
 //   - an HTTP API turns requests into API Gateway payload format 2.0 events, checks
 //     JWTs like the HTTP API JWT authorizer, and invokes the route's function.
 //   - SES v2 mail is kept by moto as the MIME SES would send, and the HTTP API's
@@ -14,10 +16,12 @@
 //   - functions with Schedule or ScheduleV2 events are invoked on their schedule, as
 //     moto keeps EventBridge rules without firing them, and on demand at
 //     /_local/schedules:fire.
+//   - functions with SQS events are handed batches of their queue's messages, as moto
+//     keeps queues but has no event source mappings for in-process functions.
 //
 // Everything comes from template.yaml: tables, buckets, email identities, the state
 // machines with their DefinitionSubstitutions, each function's environment, the routes,
-// the authorizer and the schedules.
+// the authorizer, the schedules, and the queues with their event sources.
 package localstack
 
 import (
@@ -68,12 +72,21 @@ type Options struct {
 	Parameters map[string]string
 	// Logger receives the stack's logs; nil means slog.Default().
 	Logger *slog.Logger
-	// Faults, if set, may delay or fail every AWS call crossing the front door.
+	// Faults, if set, may delay or fail the AWS calls crossing the front door once the
+	// stack is ready; SetFaults replaces it while the stack runs.
 	Faults FaultInjector
 	// ScheduleTick, when positive, fires every scheduled function at this interval
 	// instead of on its template schedule; negative never fires them by timer
 	// (FireSchedules still does). Zero keeps the template's schedules.
 	ScheduleTick time.Duration
+	// FunctionLogs receives the functions' own logs, one JSON object a line as Lambda
+	// writes them to CloudWatch; nil means standard output.
+	FunctionLogs io.Writer
+	// QueuePollInterval, when positive, is how long an SQS event source's poller rests
+	// after a receive that found nothing; zero polls again at once (each receive waits
+	// up to a second for messages). Negative never polls by itself (PollQueues and
+	// DrainQueues still deliver).
+	QueuePollInterval time.Duration
 }
 
 // Resources are the local names of what the template declares, by logical id.
@@ -83,6 +96,7 @@ type Resources struct {
 	Buckets       map[string]string // logical id → bucket name
 	StateMachines map[string]string // logical id → state machine ARN
 	Functions     map[string]string // logical id → function name
+	Queues        map[string]string // logical id → queue URL
 }
 
 // motoBootTimeout bounds the wait for moto to answer.
@@ -99,19 +113,25 @@ type Stack struct {
 	// Resources name what the template declares.
 	Resources Resources
 
-	log       *slog.Logger
-	opt       Options
-	plan      *plan
-	moto      *moto
-	motoURL   *url.URL
-	proxy     *httputil.ReverseProxy
-	frontDoor *http.Server
-	api       *http.Server
-	key       *rsa.PrivateKey
-	functions map[string]*function // by function name
-	routes    []*route
-	calls     callCounter
-	ready     atomic.Bool
+	log *slog.Logger
+	// functionLog is the logger every function is built with.
+	functionLog *slog.Logger
+	opt         Options
+	plan        *plan
+	moto        *moto
+	motoURL     *url.URL
+	proxy       *httputil.ReverseProxy
+	frontDoor   *http.Server
+	api         *http.Server
+	key         *rsa.PrivateKey
+	functions   map[string]*function // by function name
+	routes      []*route
+	calls       callCounter
+	ready       atomic.Bool
+	faults      atomic.Pointer[faultSlot]
+	trace       traceLog
+	invocations invocations
+	crash       crashes
 	// functionsBuilt guards functions, which Start fills while the front door serves.
 	functionsBuilt atomic.Bool
 
@@ -119,7 +139,8 @@ type Stack struct {
 	cancel  context.CancelFunc
 	async   sync.WaitGroup
 	serving sync.WaitGroup
-	timers  sync.WaitGroup // one per schedule firing on its own
+	timers  sync.WaitGroup // one per schedule firing on its own and per SQS poller
+	queues  *queueRunner
 
 	closeOnce sync.Once
 	closeErr  error
@@ -152,6 +173,8 @@ func start(ctx context.Context, opt Options) (_ *Stack, err error) {
 	}
 	baseCtx, cancel := context.WithCancel(context.Background())
 	s := &Stack{log: log, opt: opt, baseCtx: baseCtx, cancel: cancel, functions: map[string]*function{}}
+	s.SetFaults(opt.Faults)
+	s.functionLog = newFunctionLogger(opt.FunctionLogs)
 	defer func() {
 		if err != nil {
 			_ = s.Close()
@@ -220,6 +243,7 @@ func start(ctx context.Context, opt Options) (_ *Stack, err error) {
 	if _, ok := opt.Parameters["PortalUrl"]; !ok {
 		t.setParameter("PortalUrl", s.APIURL)
 	}
+	t.queueEndpoint = s.FrontDoorURL
 	if s.plan, err = makePlan(t); err != nil {
 		return nil, err
 	}
@@ -234,6 +258,8 @@ func start(ctx context.Context, opt Options) (_ *Stack, err error) {
 		Region:       Region,
 		Credentials:  credentials.NewStaticCredentialsProvider("test", "test", ""),
 		BaseEndpoint: aws.String(s.FrontDoorURL),
+		// Names the invocation behind each call of an in-process function.
+		HTTPClient: newInvocationClient(s),
 	}
 
 	bootCtx, cancelBoot := context.WithTimeout(ctx, motoBootTimeout)
@@ -258,6 +284,7 @@ func start(ctx context.Context, opt Options) (_ *Stack, err error) {
 		}
 	}
 	s.startSchedules()
+	s.startQueues()
 	s.ready.Store(true)
 	log.Info("local stack ready", "api", s.APIURL, "aws", s.FrontDoorURL, "took", time.Since(began).Round(time.Millisecond))
 	return s, nil
@@ -277,7 +304,7 @@ func (s *Stack) buildFunctions(ctx context.Context) error {
 	for _, spec := range s.plan.functions {
 		env := spec.Env
 		lookup := func(key string) (string, bool) { v, ok := env[key]; return v, ok }
-		h, err := s.opt.Functions[spec.Folder](ctx, s.AWS, lookup)
+		h, err := s.opt.Functions[spec.Folder](ctx, s.AWS, lookup, s.functionLog)
 		if err != nil {
 			return fmt.Errorf("build function %s: %w", spec.LogicalID, err)
 		}
@@ -339,8 +366,11 @@ func waitTimeout(wg *sync.WaitGroup, d time.Duration) {
 // states.StartExecution…). Calls the stack made to set itself up are included.
 func (s *Stack) Calls() map[string]int { return s.calls.snapshot() }
 
-// ResetCalls sets every count to zero.
-func (s *Stack) ResetCalls() { s.calls.reset() }
+// ResetCalls sets every count to zero and empties the trace.
+func (s *Stack) ResetCalls() {
+	s.calls.reset()
+	s.ResetTrace()
+}
 
 // Token signs a dev token that the HTTP API's default JWT authorizer accepts. It fails
 // when the template's HTTP APIs have no default JWT authorizer.
@@ -351,33 +381,14 @@ func (s *Stack) Token(c TokenClaims) (string, error) {
 	return signToken(s.key, *s.plan.defaultAuth, c, time.Now())
 }
 
-func (s *Stack) fault(c Call) *Fault {
-	if s.opt.Faults == nil {
-		return nil
-	}
-	f := s.opt.Faults.Inject(c)
-	if f == nil {
-		return nil
-	}
-	if f.Delay > 0 {
-		t := time.NewTimer(f.Delay)
-		select {
-		case <-t.C:
-		case <-s.baseCtx.Done():
-			t.Stop()
-		}
-	}
-	if f.Status == 0 {
-		return nil
-	}
-	return f
-}
-
 // serveFrontDoor is the AWS endpoint.
 func (s *Stack) serveFrontDoor(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case "/_local/calls":
 		s.serveCalls(w, r)
+		return
+	case "/_local/faults":
+		s.serveFaults(w, r)
 		return
 	}
 	if len(r.URL.Path) >= 10 && r.URL.Path[:10] == "/moto-api/" {
@@ -387,9 +398,18 @@ func (s *Stack) serveFrontDoor(w http.ResponseWriter, r *http.Request) {
 	call, proto := classify(r)
 	s.calls.add(call)
 	requestID := newRequestID()
-	s.log.Debug("aws", "call", call.String(), "method", r.Method, "path", r.URL.Path)
-	if f := s.fault(call); f != nil {
-		s.log.Debug("aws fault injected", "call", call.String(), "status", f.Status, "code", f.Code)
+	invocationID := takeInvocation(r)
+	inv := s.invocations.get(invocationID)
+	tw := &traceWriter{ResponseWriter: w}
+	w = tw
+	defer s.traceCall(tw, call, invocationID, inv)()
+	s.log.Debug("aws", "call", call.String(), "method", r.Method, "path", r.URL.Path, "invocation", invocationID)
+	if s.invocations.isKilled(inv) {
+		dropConnection(w)
+		return
+	}
+	if f := s.frontDoorFault(call, r); f != nil {
+		s.log.Info("aws fault injected", "call", call.String(), "status", f.Status, "code", f.Code)
 		_, _ = io.Copy(io.Discard, r.Body)
 		writeFault(w, proto, f, requestID)
 		return
@@ -405,7 +425,7 @@ func (s *Stack) serveFrontDoor(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	s.proxy.ServeHTTP(w, r)
+	s.forward(w, r, call, inv)
 }
 
 func (s *Stack) serveCalls(w http.ResponseWriter, r *http.Request) {

@@ -36,6 +36,7 @@ const (
 	typeLambdaFunction = "AWS::Lambda::Function"
 	typeHTTPAPI        = "AWS::Serverless::HttpApi"
 	typeRole           = "AWS::IAM::Role"
+	typeQueue          = "AWS::SQS::Queue"
 )
 
 // noValue is what Ref AWS::NoValue resolves to; maps and lists drop it.
@@ -57,6 +58,9 @@ type Template struct {
 	resources  map[string]*Resource
 	order      []string
 	resolving  map[string]bool
+	// queueEndpoint is where queue URLs point: the front door in a running stack, the
+	// regional SQS endpoint otherwise (see queueURL).
+	queueEndpoint string
 }
 
 // Resource is one entry of the template's Resources section, intrinsics unresolved.
@@ -253,9 +257,9 @@ func isIntrinsic(m map[string]any) bool {
 	return false
 }
 
-// PhysicalName is the local name of a resource: tables "<stack>-<id>", buckets the
-// same in lower case, functions their logical id, state machines their Name, each
-// unless the template names the resource itself.
+// PhysicalName is the local name of a resource: tables and queues "<stack>-<id>"
+// (FIFO queues with .fifo), buckets the same in lower case, functions their logical
+// id, state machines their Name, each unless the template names the resource itself.
 func (t *Template) PhysicalName(logicalID string) (string, error) {
 	r := t.resources[logicalID]
 	if r == nil {
@@ -296,6 +300,8 @@ func (t *Template) PhysicalName(logicalID string) (string, error) {
 		prop = "EmailIdentity"
 	case typeRole:
 		prop = "RoleName"
+	case typeQueue:
+		prop, def = "QueueName", t.defaultQueueName(r, def)
 	case typeHTTPAPI:
 		return APIID, nil
 	}
@@ -311,7 +317,7 @@ func (t *Template) PhysicalName(logicalID string) (string, error) {
 	return def, nil
 }
 
-// ARN is the local ARN of a table, bucket, function, state machine or role.
+// ARN is the local ARN of a table, bucket, function, state machine, queue or role.
 func (t *Template) ARN(logicalID string) (string, error) {
 	r := t.resources[logicalID]
 	if r == nil {
@@ -334,6 +340,8 @@ func (t *Template) ARN(logicalID string) (string, error) {
 		return fmt.Sprintf("arn:%s:iam::%s:role/%s", Partition, AccountID, name), nil
 	case typeEmailIdentity:
 		return fmt.Sprintf("arn:%s:ses:%s:%s:identity/%s", Partition, Region, AccountID, name), nil
+	case typeQueue:
+		return fmt.Sprintf("arn:%s:sqs:%s:%s:%s", Partition, Region, AccountID, name), nil
 	}
 	return "", fmt.Errorf("no local ARN for %s (%s)", logicalID, r.Type)
 }
@@ -375,6 +383,8 @@ func (t *Template) ref(name string) (any, error) {
 	switch r.Type {
 	case typeStateMachine, typeSFNMachine:
 		return t.ARN(name)
+	case typeQueue:
+		return t.queueURL(name)
 	}
 	return t.PhysicalName(name)
 }
@@ -402,6 +412,10 @@ func (t *Template) getAtt(id, attr string) (any, error) {
 		return name + ".s3." + Region + "." + URLSuffix, nil
 	case r.Type == typeHTTPAPI && attr == "ApiEndpoint":
 		return "https://" + name + ".execute-api." + Region + "." + URLSuffix, nil
+	case r.Type == typeQueue && attr == "QueueName":
+		return name, nil
+	case r.Type == typeQueue && attr == "QueueUrl":
+		return t.queueURL(id)
 	case r.Type == typeRole && attr == "RoleId":
 		return "AROA" + strings.ToUpper(strings.ReplaceAll(id, "-", "")), nil
 	}

@@ -53,6 +53,7 @@ type Server struct {
 	Executions   Executions
 	Idempotency  Idempotency
 	Setup        Setup
+	Mail         Mail
 	Accounts     Accounts
 	Offboardings Offboardings
 	Log          *slog.Logger

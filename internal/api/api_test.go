@@ -39,10 +39,22 @@ type fake struct {
 	executions []turnover.ExecutionInput
 	calls      int
 	fail       error
+
+	// What the accounts, offboardings and setup-link stores and the mailer were asked to
+	// write (fakes_test.go), so a test can tell whether a request changed anything.
+	identities   map[string]turnover.NewIdentity // domain/ext
+	forced       []string                        // domain/ext
+	offboardings map[string]turnover.Offboarding // domain/id
+	links        map[string]turnover.SetupLink   // domain/ext
+	active       map[string][2]string            // domain/ext -> password and PIN hashes
+	failures     map[string]int                  // username
+	markers      map[string]bool                 // domain/scope/ext
+	mail         []turnover.MailRequest          // queued setup-link mail
 }
 
 func newFake() *fake {
-	f := &fake{users: map[string]turnover.User{}, jobs: map[string]turnover.Job{}, results: map[string][]turnover.UserResult{}, manifests: map[string][]turnover.Batch{}, recycle: map[string][]turnover.NewIdentity{}, idem: map[string]*turnover.IdempotencyRecord{}}
+	f := &fake{users: map[string]turnover.User{}, jobs: map[string]turnover.Job{}, results: map[string][]turnover.UserResult{}, manifests: map[string][]turnover.Batch{}, recycle: map[string][]turnover.NewIdentity{}, idem: map[string]*turnover.IdempotencyRecord{},
+		identities: map[string]turnover.NewIdentity{}, offboardings: map[string]turnover.Offboarding{}, links: map[string]turnover.SetupLink{}, active: map[string][2]string{}, failures: map[string]int{}, markers: map[string]bool{}}
 	for _, u := range []turnover.User{
 		{Domain: "niftywidgets", Extension: "1002", FirstName: "Kaylee", LastName: "Frye", Email: "kaylee@example.com", Scope: turnover.ScopeBasicUser, Status: turnover.StatusActive},
 		{Domain: "niftywidgets", Extension: "1003", FirstName: "Jayne", LastName: "Cobb", Scope: turnover.ScopeOfficeManager, Status: turnover.StatusPasswordRequired},

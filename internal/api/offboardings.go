@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/csv"
@@ -243,7 +244,13 @@ func (s *Server) importOffboardings(w http.ResponseWriter, r *http.Request, id t
 	if err != nil {
 		return err
 	}
-	in := csv.NewReader(http.MaxBytesReader(w, r.Body, maxBody))
+	// Spreadsheets save "CSV UTF-8" with a byte order mark, which the CSV reader would
+	// take for part of the first field, ahead of any opening quote.
+	body := bufio.NewReader(http.MaxBytesReader(w, r.Body, maxBody))
+	if bom, _ := body.Peek(3); string(bom) == "\ufeff" {
+		_, _ = body.Discard(3)
+	}
+	in := csv.NewReader(body)
 	in.FieldsPerRecord = -1
 	in.TrimLeadingSpace = true
 	header, err := in.Read()
@@ -252,7 +259,7 @@ func (s *Server) importOffboardings(w http.ResponseWriter, r *http.Request, id t
 	}
 	want := []string{"extension", "at", "firstname", "lastname", "email", "department"}
 	if len(header) < 2 || len(header) > len(want) || !slices.EqualFunc(header, want[:len(header)], func(a, b string) bool {
-		return strings.EqualFold(strings.TrimSpace(strings.TrimPrefix(a, "\ufeff")), b)
+		return strings.EqualFold(strings.TrimSpace(a), b)
 	}) {
 		return turnover.Errorf(turnover.EINVALID, "The header must be extension,at[,firstName,lastName,email,department].")
 	}
@@ -260,7 +267,7 @@ func (s *Server) importOffboardings(w http.ResponseWriter, r *http.Request, id t
 		Scheduled []offboardingJSON `json:"scheduled"`
 		Errors    []importError     `json:"errors"`
 	}{Scheduled: []offboardingJSON{}, Errors: []importError{}}
-	for line := 2; ; line++ {
+	for {
 		rec, err := in.Read()
 		if errors.Is(err, io.EOF) {
 			break
@@ -269,10 +276,17 @@ func (s *Server) importOffboardings(w http.ResponseWriter, r *http.Request, id t
 		if errors.As(err, &tooLarge) {
 			return decodeError(err)
 		}
-		if err != nil {
-			result.Errors = append(result.Errors, importError{line, "The line is not valid CSV."})
+		// Rows are reported by the line of the body they start on, as a spreadsheet or
+		// editor shows it: blank lines and line breaks inside quotes count.
+		var bad *csv.ParseError
+		if errors.As(err, &bad) {
+			result.Errors = append(result.Errors, importError{bad.StartLine, "The line is not valid CSV."})
 			continue
 		}
+		if err != nil {
+			return err
+		}
+		line, _ := in.FieldPos(0)
 		if len(rec) == 1 && strings.TrimSpace(rec[0]) == "" {
 			continue // a blank line
 		}

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"net/http"
 
-	"turnover/internal/setup"
 	"turnover/internal/turnover"
 )
 
@@ -77,7 +76,7 @@ func (s *Server) recycle(w http.ResponseWriter, r *http.Request, id turnover.Ide
 			continue
 		}
 		if row.SendWelcomeEmail {
-			res.Email = s.mail(r, setup.Invitation{Domain: domain, Extension: row.Extension, Email: row.Email, FirstName: row.FirstName, Purpose: turnover.LinkWelcome, Scope: requestScope(r)})
+			res.Email = s.mail(r, turnover.MailRequest{Domain: domain, Extension: row.Extension, Purpose: turnover.LinkWelcome, Scope: requestScope(r)})
 		}
 	}
 	writeJSON(w, http.StatusOK, struct {
@@ -86,13 +85,14 @@ func (s *Server) recycle(w http.ResponseWriter, r *http.Request, id turnover.Ide
 	return nil
 }
 
-// mail sends a setup link and says how it went: sent, or failed.
-func (s *Server) mail(r *http.Request, inv setup.Invitation) string {
-	if _, err := s.Setup.Invite(r.Context(), inv); err != nil {
-		s.logRowFailure(r, "mail", inv.Extension, err)
+// mail queues a setup link's mail and says how it went: queued, or failed. The mailer
+// sends it within moments, at the rate SES allows.
+func (s *Server) mail(r *http.Request, req turnover.MailRequest) string {
+	if err := s.Mail.Request(r.Context(), []turnover.MailRequest{req}); err != nil {
+		s.logRowFailure(r, "mail", req.Extension, err)
 		return "failed"
 	}
-	return "sent"
+	return "queued"
 }
 
 func (s *Server) logRowFailure(r *http.Request, what, ext string, err error) {
@@ -155,7 +155,7 @@ func (s *Server) bulkAction(w http.ResponseWriter, r *http.Request, id turnover.
 			res.fail(turnover.Errorf(turnover.EUNPROCESSABLE, "Extension %s has no email address on file.", ext))
 			continue
 		}
-		inv := setup.Invitation{Domain: domain, Extension: ext, Email: u.Email, FirstName: u.FirstName, Purpose: turnover.LinkWelcome, Scope: requestScope(r)}
+		mail := turnover.MailRequest{Domain: domain, Extension: ext, Purpose: turnover.LinkWelcome, Scope: requestScope(r)}
 		if req.Action == "force_password_reset" {
 			if err := s.Accounts.ForcePasswordReset(r.Context(), domain, ext); err != nil {
 				s.logRowFailure(r, "force password reset", ext, err)
@@ -165,10 +165,10 @@ func (s *Server) bulkAction(w http.ResponseWriter, r *http.Request, id turnover.
 			if !req.SendRecoveryEmail {
 				continue
 			}
-			inv.Purpose = turnover.LinkRecovery
+			mail.Purpose = turnover.LinkRecovery
 		}
-		if res.Email = s.mail(r, inv); res.Email == "failed" && req.Action == "send_welcome_email" {
-			res.fail(turnover.Errorf(turnover.EINTERNAL, "The welcome email could not be sent; try again."))
+		if res.Email = s.mail(r, mail); res.Email == "failed" && req.Action == "send_welcome_email" {
+			res.fail(turnover.Errorf(turnover.EINTERNAL, "The welcome email could not be queued; try again."))
 		}
 	}
 	writeJSON(w, http.StatusOK, struct {

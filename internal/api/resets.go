@@ -285,8 +285,11 @@ func resultsPage(r *http.Request) (limit, offset int, err error) {
 	return limit, offset, nil
 }
 
+// pageOf never adds offset and limit: a cursor may carry any offset, and the sum of a
+// huge one and the limit would wrap around.
 func pageOf(users []string, offset, limit int) []string {
-	return users[min(offset, len(users)):min(offset+limit, len(users))]
+	start := min(offset, len(users))
+	return users[start : start+min(limit, len(users)-start)]
 }
 
 // encodeOffset and decodeOffset make the opaque cursor of a job's pages of users.

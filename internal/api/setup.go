@@ -11,11 +11,15 @@ import (
 	"turnover/internal/turnover"
 )
 
-// Setup issues setup links and finishes account setup.
+// Setup checks setup links and finishes account setup.
 type Setup interface {
-	Invite(ctx context.Context, inv setup.Invitation) (bool, error)
 	Check(ctx context.Context, username, token string) (turnover.LinkPurpose, error)
 	Complete(ctx context.Context, c setup.Completion) error
+}
+
+// Mail queues setup-link mail; the mailer sends it apart from the request.
+type Mail interface {
+	Request(ctx context.Context, reqs []turnover.MailRequest) error
 }
 
 var (

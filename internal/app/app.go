@@ -5,33 +5,37 @@ package app
 
 import (
 	"context"
+	"log/slog"
 
 	"github.com/aws/aws-lambda-go/lambda"
-	"github.com/aws/aws-lambda-go/lambdacontext"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sesv2"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
 
 	"turnover/internal/api"
 	"turnover/internal/config"
 	"turnover/internal/dynamo"
 	"turnover/internal/eventbus"
+	"turnover/internal/mailer"
 	"turnover/internal/offboard"
 	"turnover/internal/reset"
 	"turnover/internal/s3store"
 	"turnover/internal/secret"
 	"turnover/internal/sesmail"
 	"turnover/internal/setup"
+	"turnover/internal/sqsqueue"
 	"turnover/internal/stepfn"
 )
 
-// Function builds one Lambda handler from an AWS configuration and the function's
-// environment. It fails when the configuration is incomplete.
-type Function func(ctx context.Context, awsCfg aws.Config, lookup config.Lookup) (lambda.Handler, error)
+// Function builds one Lambda handler from an AWS configuration, the function's
+// environment and the logger its logs go to. It fails when the configuration is
+// incomplete.
+type Function func(ctx context.Context, awsCfg aws.Config, lookup config.Lookup, log *slog.Logger) (lambda.Handler, error)
 
 // Functions are keyed by their folder under functions/, which is the CodeUri of the
 // function in template.yaml.
@@ -40,20 +44,24 @@ var Functions = map[string]Function{
 	"reset":    Reset,
 	"finalize": Finalize,
 	"offboard": Offboard,
+	"mailer":   Mailer,
 }
 
-// usersAtOnce bounds how many users of one batch a reset invocation works on at once.
-const usersAtOnce = 8
+// usersAtOnce bounds how many users of one batch a reset invocation reads at once: a
+// whole default batch, so every read is in the same round.
+const usersAtOnce = 25
 
 // API builds the portal's HTTP API function.
-func API(ctx context.Context, awsCfg aws.Config, lookup config.Lookup) (lambda.Handler, error) {
+func API(ctx context.Context, awsCfg aws.Config, lookup config.Lookup, log *slog.Logger) (lambda.Handler, error) {
 	cfg, err := config.LoadAPI(lookup)
 	if err != nil {
 		return nil, err
 	}
 	store := dynamo.New(dynamodb.NewFromConfig(awsCfg), cfg.TableName)
 	srv := &api.Server{
-		Setup:        newSetup(awsCfg, store, cfg.Mail),
+		// The API finishes setups; it sends no mail itself, it queues it.
+		Setup:        setup.New(store, nil, secrets{}, setup.Config{}),
+		Mail:         sqsqueue.New(sqs.NewFromConfig(awsCfg), cfg.MailQueueURL),
 		Accounts:     store,
 		Users:        store,
 		Jobs:         store,
@@ -61,14 +69,14 @@ func API(ctx context.Context, awsCfg aws.Config, lookup config.Lookup) (lambda.H
 		Executions:   stepfn.New(sfn.NewFromConfig(awsCfg), cfg.StateMachineARN),
 		Offboardings: store,
 		Idempotency:  store,
-		Log:          lambdacontext.NewLogger(),
+		Log:          log,
 		BatchSize:    cfg.BatchSize,
 	}
 	return lambda.NewHandler(httpadapter.NewV2(srv.Handler()).ProxyWithContext), nil
 }
 
 // Reset builds the function that resets one batch of a job's users.
-func Reset(ctx context.Context, awsCfg aws.Config, lookup config.Lookup) (lambda.Handler, error) {
+func Reset(ctx context.Context, awsCfg aws.Config, lookup config.Lookup, log *slog.Logger) (lambda.Handler, error) {
 	cfg, err := config.LoadReset(lookup)
 	if err != nil {
 		return nil, err
@@ -77,15 +85,15 @@ func Reset(ctx context.Context, awsCfg aws.Config, lookup config.Lookup) (lambda
 	svc := reset.New(
 		store,
 		s3store.New(s3.NewFromConfig(awsCfg), cfg.BucketName),
-		newSetup(awsCfg, store, cfg.Mail),
-		lambdacontext.NewLogger(),
+		sqsqueue.New(sqs.NewFromConfig(awsCfg), cfg.MailQueueURL),
+		log,
 		usersAtOnce,
 	)
 	return lambda.NewHandler(svc.ResetBatch), nil
 }
 
 // Finalize builds the function that closes a job.
-func Finalize(ctx context.Context, awsCfg aws.Config, lookup config.Lookup) (lambda.Handler, error) {
+func Finalize(ctx context.Context, awsCfg aws.Config, lookup config.Lookup, log *slog.Logger) (lambda.Handler, error) {
 	cfg, err := config.LoadFinalize(lookup)
 	if err != nil {
 		return nil, err
@@ -93,17 +101,23 @@ func Finalize(ctx context.Context, awsCfg aws.Config, lookup config.Lookup) (lam
 	f := reset.NewFinalizer(
 		dynamo.New(dynamodb.NewFromConfig(awsCfg), cfg.TableName),
 		eventbus.New(eventbridge.NewFromConfig(awsCfg), cfg.EventBusName),
-		lambdacontext.NewLogger(),
+		log,
 	)
 	return lambda.NewHandler(f.Finalize), nil
 }
 
-// newSetup builds the setup-link service: links in the table, mail through SES v2.
-func newSetup(awsCfg aws.Config, store *dynamo.Store, cfg config.Mail) *setup.Service {
+// Mailer builds the function that sends queued mail: links in the table, mail through
+// SES v2, at the configured rate.
+func Mailer(ctx context.Context, awsCfg aws.Config, lookup config.Lookup, log *slog.Logger) (lambda.Handler, error) {
+	cfg, err := config.LoadMailer(lookup)
+	if err != nil {
+		return nil, err
+	}
 	ses := sesv2.NewFromConfig(awsCfg, func(o *sesv2.Options) { o.Retryer = sesmail.Retryer() })
-	return setup.New(store, sesmail.New(ses, cfg.SenderEmail), secrets{}, setup.Config{
+	links := setup.New(dynamo.New(dynamodb.NewFromConfig(awsCfg), cfg.TableName), sesmail.New(ses, cfg.SenderEmail), secrets{}, setup.Config{
 		PortalURL: cfg.PortalURL, Brand: cfg.BrandName, LinkTTL: cfg.LinkTTL,
 	})
+	return lambda.NewHandler(mailer.New(links, cfg.Rate, log).Handle), nil
 }
 
 // secrets are the password and PIN rules and hashing of package secret.
@@ -114,7 +128,7 @@ func (secrets) CheckPIN(pin, extension string) error { return secret.CheckPIN(pi
 func (secrets) Hash(s string) (string, error)        { return secret.Hash(s) }
 
 // Offboard builds the function that starts due offboardings.
-func Offboard(ctx context.Context, awsCfg aws.Config, lookup config.Lookup) (lambda.Handler, error) {
+func Offboard(ctx context.Context, awsCfg aws.Config, lookup config.Lookup, log *slog.Logger) (lambda.Handler, error) {
 	cfg, err := config.LoadOffboard(lookup)
 	if err != nil {
 		return nil, err
@@ -125,6 +139,6 @@ func Offboard(ctx context.Context, awsCfg aws.Config, lookup config.Lookup) (lam
 		Manifests:  s3store.New(s3.NewFromConfig(awsCfg), cfg.BucketName),
 		Executions: stepfn.New(sfn.NewFromConfig(awsCfg), cfg.StateMachineARN),
 		BatchSize:  cfg.BatchSize,
-	}, lambdacontext.NewLogger())
+	}, log)
 	return lambda.NewHandler(svc.Fire), nil
 }

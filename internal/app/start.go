@@ -6,6 +6,7 @@ import (
 	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-lambda-go/lambdacontext"
 	"github.com/aws/aws-sdk-go-v2/config"
 )
 
@@ -18,7 +19,7 @@ func Start(fn Function) {
 	if err != nil {
 		log.Fatalf("load AWS configuration: %v", err)
 	}
-	h, err := fn(ctx, awsCfg, os.LookupEnv)
+	h, err := fn(ctx, awsCfg, os.LookupEnv, lambdacontext.NewLogger())
 	if err != nil {
 		log.Fatalf("start %s: %v", os.Getenv("AWS_LAMBDA_FUNCTION_NAME"), err)
 	}

@@ -36,17 +36,27 @@ type Mail struct {
 // API configures the portal's HTTP API function.
 type API struct {
 	Common
-	Mail
 	BucketName      string
 	StateMachineARN string
 	BatchSize       int
+	// MailQueueURL is the queue welcome and recovery mail waits in.
+	MailQueueURL string
 }
 
 // Reset configures the function that resets one batch of a job.
 type Reset struct {
 	Common
-	Mail
 	BucketName string
+	// MailQueueURL is the queue welcome mail waits in.
+	MailQueueURL string
+}
+
+// Mailer configures the function that sends queued mail.
+type Mailer struct {
+	Common
+	Mail
+	// Rate is how many emails a second it sends at most: the SES account's quota.
+	Rate int
 }
 
 // Finalize configures the function that closes a job.
@@ -61,10 +71,10 @@ func LoadAPI(lookup Lookup) (API, error) {
 	r := reader{lookup: lookup}
 	c := API{
 		Common:          r.common(),
-		Mail:            r.mail(),
 		BucketName:      r.required("BUCKET_NAME"),
 		StateMachineARN: r.required("STATE_MACHINE_ARN"),
 		BatchSize:       r.intBetween("BATCH_SIZE", 25, 1, 500),
+		MailQueueURL:    r.required("MAIL_QUEUE_URL"),
 	}
 	return c, r.err()
 }
@@ -93,7 +103,15 @@ func LoadOffboard(lookup Lookup) (Offboard, error) {
 // LoadReset reads the reset function's settings. It fails naming every missing or bad one.
 func LoadReset(lookup Lookup) (Reset, error) {
 	r := reader{lookup: lookup}
-	c := Reset{Common: r.common(), Mail: r.mail(), BucketName: r.required("BUCKET_NAME")}
+	c := Reset{Common: r.common(), BucketName: r.required("BUCKET_NAME"), MailQueueURL: r.required("MAIL_QUEUE_URL")}
+	return c, r.err()
+}
+
+// LoadMailer reads the mailer function's settings. It fails naming every missing or bad
+// one.
+func LoadMailer(lookup Lookup) (Mailer, error) {
+	r := reader{lookup: lookup}
+	c := Mailer{Common: r.common(), Mail: r.mail(), Rate: r.intBetween("MAIL_RATE", 14, 1, 1000)}
 	return c, r.err()
 }
 

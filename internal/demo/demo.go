@@ -12,7 +12,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/sync/errgroup"
 
@@ -121,25 +120,14 @@ func Seed(ctx context.Context, awsCfg aws.Config, table, bucket string) error {
 // SeedDomain writes a copy of the demo domain under another name.
 func SeedDomain(ctx context.Context, awsCfg aws.Config, table, bucket, domain string) error {
 	store := dynamo.New(dynamodb.NewFromConfig(awsCfg), table)
-	audio := s3store.New(s3.NewFromConfig(awsCfg), bucket)
 	users := UsersOf(domain)
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(8)
-	wav := silence(200 * time.Millisecond)
-	for _, d := range users {
-		for _, m := range d.Voicemail {
-			g.Go(func() error { return audio.PutAudio(gctx, m.AudioKey, wav) })
-		}
-		for _, gr := range d.Greetings {
-			g.Go(func() error { return audio.PutAudio(gctx, gr.AudioKey, wav) })
-		}
-	}
-	for _, d := range users {
-		if err := withSecrets(&d.User); err != nil {
+	for i := range users {
+		if err := withSecrets(&users[i].User); err != nil {
 			return err
 		}
-		g.Go(func() error { return store.PutUserData(gctx, d) })
 	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return SeedUsers(gctx, awsCfg, table, bucket, users) })
 	g.Go(func() error { return store.PutAvailableNumbers(gctx, domain, AvailableNumbers) })
 	g.Go(func() error { return store.PutSharedContacts(gctx, domain, SharedContacts) })
 	if err := g.Wait(); err != nil {

@@ -2,9 +2,7 @@ package dynamo
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -186,131 +184,6 @@ func (s *Store) FinishJob(ctx context.Context, domain, jobID string, mapFailed b
 	return job, nil
 }
 
-// DeleteUserItems deletes the user's items a reset plan selects, in BatchWriteItem calls
-// of 25 (a few at a time), and frees the user's numbers in the domain's inventory.
-// Deleting what is gone already is no error, so a retried reset can run it again.
-func (s *Store) DeleteUserItems(ctx context.Context, plan turnover.ResetPlan) error {
-	pk := userPK(plan.Domain, plan.Extension)
-	var reqs []types.WriteRequest
-	for _, v := range plan.Voicemail {
-		reqs = append(reqs, deleteRequest(pk, voicemailSK(v.Folder, v.ID)))
-	}
-	for _, g := range plan.Greetings {
-		reqs = append(reqs, deleteRequest(pk, prefixGR+g.ID))
-	}
-	for _, r := range plan.Rules {
-		if plan.DefaultRule != nil && r.ID == plan.DefaultRule.ID {
-			continue // the default rule's put below replaces it; one call may not name a key twice
-		}
-		reqs = append(reqs, deleteRequest(pk, prefixAR+r.ID))
-	}
-	for _, c := range plan.Contacts {
-		reqs = append(reqs, deleteRequest(pk, prefixCT+c.ID))
-	}
-	for _, d := range append(plan.Devices, plan.Lines...) {
-		reqs = append(reqs, deleteRequest(pk, prefixDEV+d.ID))
-	}
-	for _, n := range plan.Numbers {
-		reqs = append(reqs, deleteRequest(pk, prefixDID+n))
-		put, err := putRequest(numberItem{PK: numPK(plan.Domain), SK: n, Number: n})
-		if err != nil {
-			return fmt.Errorf("encode number: %w", err)
-		}
-		reqs = append(reqs, put)
-	}
-	if r := plan.DefaultRule; r != nil {
-		put, err := putRequest(ruleItem{PK: pk, SK: prefixAR + r.ID, ID: r.ID, Name: r.Name, Action: r.Action, Default: true})
-		if err != nil {
-			return fmt.Errorf("encode default rule: %w", err)
-		}
-		reqs = append(reqs, put)
-	}
-	if err := s.batchWrite(ctx, reqs); err != nil {
-		return fmt.Errorf("delete items of %s: %w", plan.Extension, err)
-	}
-	return nil
-}
-
-// CommitReset finishes one user's reset for a job, whose lock on the user it holds: one
-// transaction clears the profile (or gives it the recycled identity), moves the
-// directory entry, records the result, counts the user done and releases the lock. It
-// reports false, and changes nothing, when the job has recorded this user already.
-func (s *Store) CommitReset(ctx context.Context, jobID string, plan turnover.ResetPlan, res turnover.UserResult) (bool, error) {
-	pk := userPK(plan.Domain, plan.Extension)
-	items := []types.TransactWriteItem{
-		{Update: profileUpdate(s.table, pk, plan.Extension, jobID, plan.Recycle)},
-		{Delete: &types.Delete{TableName: &s.table, Key: key(pk, skSetup)}}, // the old person's link dies
-		{Delete: &types.Delete{
-			TableName:                 &s.table,
-			Key:                       key(pk, skLock),
-			ConditionExpression:       aws.String("jobId = :job"),
-			ExpressionAttributeValues: map[string]types.AttributeValue{":job": str(jobID)},
-		}},
-	}
-	var oldEntry, newEntry *directoryItem
-	if e := plan.Directory; e != nil {
-		it := newDirectoryItem(plan.Domain, *e)
-		oldEntry = &it
-	}
-	if r := plan.Recycle; r != nil {
-		it := newDirectoryItem(plan.Domain, turnover.DirectoryEntry{Extension: plan.Extension, FirstName: r.FirstName, LastName: r.LastName})
-		newEntry = &it
-	}
-	if oldEntry != nil && (newEntry == nil || newEntry.SK != oldEntry.SK) {
-		items = append(items, types.TransactWriteItem{Delete: &types.Delete{TableName: &s.table, Key: key(oldEntry.PK, oldEntry.SK)}})
-	}
-	if newEntry != nil {
-		av, err := attributevalue.MarshalMap(newEntry)
-		if err != nil {
-			return false, fmt.Errorf("encode directory entry: %w", err)
-		}
-		items = append(items, types.TransactWriteItem{Put: &types.Put{TableName: &s.table, Item: av}})
-	}
-	return s.record(ctx, plan.Domain, jobID, res, "done", items)
-}
-
-// RecordFailure records that one user's reset failed in a job and counts it. It reports
-// false when the job has recorded this user already.
-func (s *Store) RecordFailure(ctx context.Context, domain, jobID string, res turnover.UserResult) (bool, error) {
-	return s.record(ctx, domain, jobID, res, "failed", nil)
-}
-
-// record writes a user's result, once, with the job counter it adds to, in one
-// transaction with the given writes.
-func (s *Store) record(ctx context.Context, domain, jobID string, res turnover.UserResult, counter string, items []types.TransactWriteItem) (bool, error) {
-	result, err := attributevalue.MarshalMap(resultItem{
-		PK: jobPK(domain, jobID), SK: resultSK(res.Extension), Extension: res.Extension,
-		Outcome: string(res.Outcome), Deleted: res.Deleted, Error: res.Error, At: res.At,
-	})
-	if err != nil {
-		return false, fmt.Errorf("encode result of %s: %w", res.Extension, err)
-	}
-	resultAt := len(items)
-	items = append(items,
-		types.TransactWriteItem{Put: &types.Put{
-			TableName: &s.table, Item: result, ConditionExpression: aws.String("attribute_not_exists(pk)"),
-		}},
-		types.TransactWriteItem{Update: &types.Update{
-			TableName:                 &s.table,
-			Key:                       key(jobPK(domain, jobID), skJob),
-			UpdateExpression:          aws.String("ADD #counter :one"),
-			ConditionExpression:       aws.String("attribute_exists(pk)"),
-			ExpressionAttributeNames:  map[string]string{"#counter": counter},
-			ExpressionAttributeValues: map[string]types.AttributeValue{":one": num(1)},
-		}},
-	)
-	_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
-	var tc *types.TransactionCanceledException
-	if errors.As(err, &tc) && len(tc.CancellationReasons) > resultAt &&
-		aws.ToString(tc.CancellationReasons[resultAt].Code) == "ConditionalCheckFailed" {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("record result of %s: %w", res.Extension, err)
-	}
-	return true, nil
-}
-
 // ListNumbers returns a domain's phone number inventory in number order.
 func (s *Store) ListNumbers(ctx context.Context, domain string) ([]turnover.PhoneNumber, error) {
 	items, err := queryPartition[numberItem](ctx, s, numPK(domain))
@@ -359,54 +232,6 @@ func profileUpdate(table, pk, ext, jobID string, r *turnover.NewIdentity) *types
 	}
 }
 
-// lockItem marks a user as being reset by one job. It expires, so a worker that died
-// holding it does not keep the user locked for ever.
-type lockItem struct {
-	PK        string `dynamodbav:"pk"`
-	SK        string `dynamodbav:"sk"`
-	JobID     string `dynamodbav:"jobId"`
-	ExpiresAt int64  `dynamodbav:"expiresAt"`
-}
-
-// AcquireLock locks a user for a job, for at most ttl. A job that holds the lock already
-// gets it again. It returns an ECONFLICT error while another job holds it.
-func (s *Store) AcquireLock(ctx context.Context, domain, ext, jobID string, ttl time.Duration) error {
-	now := s.now()
-	item, err := attributevalue.MarshalMap(lockItem{PK: userPK(domain, ext), SK: skLock, JobID: jobID, ExpiresAt: now.Add(ttl).Unix()})
-	if err != nil {
-		return fmt.Errorf("encode lock of %s: %w", ext, err)
-	}
-	_, err = s.db.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName:           &s.table,
-		Item:                item,
-		ConditionExpression: aws.String("attribute_not_exists(pk) OR jobId = :job OR expiresAt < :now"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":job": str(jobID), ":now": &types.AttributeValueMemberN{Value: strconv.FormatInt(now.Unix(), 10)},
-		},
-	})
-	if isConditionFailed(err) {
-		return turnover.Errorf(turnover.ECONFLICT, "Extension %s is being reset by another job; it was left as it was.", ext)
-	}
-	if err != nil {
-		return fmt.Errorf("lock %s: %w", ext, err)
-	}
-	return nil
-}
-
-// ReleaseLock releases a job's lock on a user; a lock the job does not hold is left.
-func (s *Store) ReleaseLock(ctx context.Context, domain, ext, jobID string) error {
-	_, err := s.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{
-		TableName:                 &s.table,
-		Key:                       key(userPK(domain, ext), skLock),
-		ConditionExpression:       aws.String("jobId = :job"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":job": str(jobID)},
-	})
-	if err != nil && !isConditionFailed(err) {
-		return fmt.Errorf("unlock %s: %w", ext, err)
-	}
-	return nil
-}
-
 // recycleItem is the new identity a job gives an extension. It lives with the job, not
 // in the state machine's input, which holds no personal data.
 type recycleItem struct {
@@ -435,17 +260,6 @@ func (s *Store) PutRecycleRows(ctx context.Context, domain, jobID string, rows [
 		}
 	}
 	return s.putAll(ctx, items)
-}
-
-// GetRecycleRow returns the new identity a job gives an extension, or nil if it gives
-// none.
-func (s *Store) GetRecycleRow(ctx context.Context, domain, jobID, ext string) (*turnover.NewIdentity, error) {
-	r, err := getItem[recycleItem](ctx, s, jobPK(domain, jobID), prefixRecycle+ext)
-	if err != nil || r == nil {
-		return nil, wrap(err, "get new identity of "+ext)
-	}
-	id := r.identity()
-	return &id, nil
 }
 
 func (r recycleItem) identity() turnover.NewIdentity {

@@ -3,14 +3,14 @@
 // Single-table layout. Everything a user owns lives in that user's item collection, so
 // one paginated Query finds it all:
 //
-//	pk USER#{domain}#{ext}   sk PROFILE            the user (gsi1: USERS#{domain} / {ext})
+//	pk USER#{domain}#{ext}   sk PROFILE            the user (gsi1: USERS#{domain} / {ext}), with the
+//	                                               lock of the job resetting them (lockJob, lockUntil)
 //	                         sk VM#{folder}#{id}   voicemail message
 //	                         sk GR#{id}            greeting (incl. time-frame and recorded name)
 //	                         sk AR#{id}            answering rule
 //	                         sk CT#{id}            custom contact
 //	                         sk DEV#{id}           device line
 //	                         sk DID#{number}       DID routed to the user
-//	                         sk LOCK               the job resetting the user now
 //
 // Domain-level things have their own key spaces:
 //
@@ -28,7 +28,6 @@ package dynamo
 const (
 	skProfile     = "PROFILE"
 	skJob         = "JOB"
-	skLock        = "LOCK"
 	prefixVM      = "VM#"
 	prefixGR      = "GR#"
 	prefixAR      = "AR#"

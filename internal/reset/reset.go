@@ -5,37 +5,39 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"golang.org/x/sync/errgroup"
 
-	"turnover/internal/setup"
 	"turnover/internal/turnover"
 )
 
 // Store is what the engine needs of turnover's table.
 type Store interface {
-	// AcquireLock locks a user for a job; ECONFLICT while another job holds the lock.
-	AcquireLock(ctx context.Context, domain, ext, jobID string, ttl time.Duration) error
-	// ReleaseLock releases a job's lock on a user.
-	ReleaseLock(ctx context.Context, domain, ext, jobID string) error
+	// LockUsers locks users for a job and returns those it could not lock.
+	LockUsers(ctx context.Context, domain, jobID string, exts []string, ttl time.Duration) (map[string]bool, error)
 	// LoadUserData returns the user, all they own, and the last job that reset them.
 	LoadUserData(ctx context.Context, domain, ext string) (turnover.UserData, string, error)
-	// GetRecycleRow returns the new identity a job gives an extension, or nil.
-	GetRecycleRow(ctx context.Context, domain, jobID, ext string) (*turnover.NewIdentity, error)
-	// DeleteUserItems deletes what a plan selects; running it twice is harmless.
-	DeleteUserItems(ctx context.Context, plan turnover.ResetPlan) error
-	// CommitReset finishes a reset and records its result, once per job and user.
-	CommitReset(ctx context.Context, jobID string, plan turnover.ResetPlan, res turnover.UserResult) (bool, error)
-	// RecordFailure records a failed user, once per job and user.
-	RecordFailure(ctx context.Context, domain, jobID string, res turnover.UserResult) (bool, error)
+	// GetResults returns the results the job has recorded for these users.
+	GetResults(ctx context.Context, domain, jobID string, exts []string) (map[string]turnover.UserResult, error)
+	// GetRecycleRowsOf returns the new identities the job gives these extensions.
+	GetRecycleRowsOf(ctx context.Context, domain, jobID string, exts []string) (map[string]turnover.NewIdentity, error)
+	// ApplyResets deletes what the plans select; running it twice is harmless.
+	ApplyResets(ctx context.Context, plans []turnover.ResetPlan) error
+	// CommitResets records how each user ended, once per job and user.
+	CommitResets(ctx context.Context, domain, jobID string, commits []turnover.ResetCommit) (turnover.CommitOutcome, error)
 }
 
 // lockTTL is how long a job's lock on a user lasts: longer than one reset invocation
 // may run, so it only lapses when a worker died holding it.
 const lockTTL = 15 * time.Minute
+
+// rounds bounds how often a batch reads and commits a user whose profile changed
+// under it before the batch is left to the state machine's retry.
+const rounds = 3
 
 // Audio deletes recorded audio.
 type Audio interface {
@@ -43,25 +45,25 @@ type Audio interface {
 	DeleteAudio(ctx context.Context, keys []string) error
 }
 
-// Invites mails setup links to the new people of recycled extensions.
-type Invites interface {
-	// Invite mails a new link; once per scope and extension, however often it is asked.
-	Invite(ctx context.Context, inv setup.Invitation) (bool, error)
+// Mail queues setup-link mail; it is sent apart from the reset, at the rate SES allows.
+type Mail interface {
+	// Request queues mail; a scope asking twice for a user's mail still sends one copy.
+	Request(ctx context.Context, reqs []turnover.MailRequest) error
 }
 
 // Service resets the users of a job's batches.
 type Service struct {
 	store       Store
 	audio       Audio
-	invites     Invites
+	mail        Mail
 	log         *slog.Logger
 	now         func() time.Time
 	concurrency int
 }
 
-// New returns the engine. concurrency bounds the users of one batch reset at once.
-func New(store Store, audio Audio, invites Invites, log *slog.Logger, concurrency int) *Service {
-	return &Service{store: store, audio: audio, invites: invites, log: log, now: time.Now, concurrency: max(concurrency, 1)}
+// New returns the engine. concurrency bounds the users of one batch read at once.
+func New(store Store, audio Audio, mail Mail, log *slog.Logger, concurrency int) *Service {
+	return &Service{store: store, audio: audio, mail: mail, log: log, now: time.Now, concurrency: max(concurrency, 1)}
 }
 
 // BatchInput is one item of the state machine's Map: a batch of a job's users.
@@ -87,128 +89,198 @@ type TransientError struct{ Err error }
 func (e *TransientError) Error() string { return "transient: " + e.Err.Error() }
 func (e *TransientError) Unwrap() error { return e.Err }
 
-// ResetBatch resets each user of a batch, a few at a time. A user's own failure is
-// recorded as that user's result and does not fail the batch; a transient failure is
-// returned as a *TransientError once the other users are through, so a retry finishes
-// the batch.
+// ResetBatch resets the users of a batch together, in three rounds of AWS calls: lock
+// every user, read what each owns and what the job recorded already (side by side);
+// delete what the plans select, items and audio of all users at once; then record every
+// result and the job's counters in one transaction. A user's own failure is recorded as
+// that user's result and does not fail the batch. A transient failure (throttling, a
+// service error, a timeout) returns a *TransientError so the state machine retries the
+// batch; users already recorded are not reset again, and what was half done is finished.
+// Any other failure (access denied, a request AWS refuses) is returned as it is: the
+// state machine does not retry it, and the batch counts against the job's tolerance.
 func (s *Service) ResetBatch(ctx context.Context, in BatchInput) (BatchOutput, error) {
 	if in.Domain == "" || in.JobID == "" {
 		return BatchOutput{}, fmt.Errorf("batch without domain or job id")
 	}
-	outcomes := make([]outcome, len(in.Batch.Users))
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(s.concurrency)
-	for i, ext := range in.Batch.Users {
-		g.Go(func() error {
-			outcomes[i] = s.resetUser(gctx, in, ext)
-			return nil
-		})
-	}
-	_ = g.Wait()
-	var (
-		out       BatchOutput
-		transient error
-	)
-	for _, o := range outcomes {
-		switch {
-		case o.err != nil:
-			transient = errors.Join(transient, o.err)
-		case o.recorded && o.failed:
-			out.Failed++
-		case o.recorded:
-			out.Done++
+	users := slices.Compact(slices.Sorted(slices.Values(in.Batch.Users)))
+	var out BatchOutput
+	var mail []turnover.MailRequest
+	for round := 0; len(users) > 0; round++ {
+		if round == rounds {
+			return out, &TransientError{Err: fmt.Errorf("%d users changed while being reset, %d times", len(users), rounds)}
 		}
+		r, err := s.resetRound(ctx, in, users)
+		out.Done += r.done
+		out.Failed += r.failed
+		mail = append(mail, r.mail...)
+		if err != nil && isTransient(ctx, err) {
+			s.log.Warn("batch interrupted; the state machine retries it", "domain", in.Domain, "job", in.JobID, "error", err)
+			return out, &TransientError{Err: err}
+		}
+		if err != nil {
+			// Access denied, a bad request: trying again would fail again.
+			s.log.Error("batch failed", "domain", in.Domain, "job", in.JobID, "error", err)
+			return out, fmt.Errorf("reset batch of job %s: %w", in.JobID, err)
+		}
+		users = r.stale
 	}
-	if transient != nil {
-		return out, &TransientError{Err: transient}
+	if len(mail) > 0 {
+		// Mail waits in a queue, apart from the reset; only queueing it happens here. A
+		// retried batch queues it again and the mailer still sends one copy.
+		if err := s.mail.Request(ctx, mail); err != nil {
+			return out, &TransientError{Err: fmt.Errorf("queue %d welcome emails: %w", len(mail), err)}
+		}
 	}
 	return out, nil
 }
 
-type outcome struct {
-	recorded bool
-	failed   bool
+// roundResult is what one round of a batch recorded.
+type roundResult struct {
+	done, failed int
+	stale        []string
+	mail         []turnover.MailRequest
+}
+
+// userState is what the first round of calls learned of one user.
+type userState struct {
+	data     turnover.UserData
+	resetJob string
 	err      error
 }
 
-func (s *Service) resetUser(ctx context.Context, in BatchInput, ext string) outcome {
-	log := s.log.With("domain", in.Domain, "job", in.JobID, "extension", ext)
-	var row *turnover.NewIdentity // the job's new identity for the extension, if any
-	err := s.store.AcquireLock(ctx, in.Domain, ext, in.JobID, lockTTL)
-	if err == nil && in.Options.Recycle {
-		row, err = s.store.GetRecycleRow(ctx, in.Domain, in.JobID, ext)
-	}
-	if err == nil {
-		var recorded, already bool
-		recorded, already, err = s.resetLocked(ctx, in, ext, row)
-		if err == nil {
-			log.Info("user reset", "recorded", recorded, "already", already)
-			s.welcome(ctx, in, row, log)
-			return outcome{recorded: recorded}
-		}
-	}
-	if isTransient(ctx, err) {
-		log.Warn("user reset interrupted; the batch will be retried", "error", err)
-		return outcome{err: fmt.Errorf("reset %s: %w", ext, err)}
-	}
-	log.Error("user reset failed", "error", err)
-	res := turnover.UserResult{Extension: ext, Outcome: turnover.OutcomeFailed, Error: failureMessage(err), At: s.now().UTC()}
-	recorded, rerr := s.store.RecordFailure(ctx, in.Domain, in.JobID, res)
-	if rerr == nil {
-		rerr = s.store.ReleaseLock(ctx, in.Domain, ext, in.JobID)
-	}
-	if rerr != nil {
-		return outcome{err: fmt.Errorf("record failure of %s: %w", ext, rerr)}
-	}
-	return outcome{recorded: recorded, failed: true}
-}
-
-// resetLocked resets a user the job holds the lock on. A user this job has reset
-// already (a retried batch) is left as it is.
-func (s *Service) resetLocked(ctx context.Context, in BatchInput, ext string, row *turnover.NewIdentity) (recorded, already bool, err error) {
-	data, resetJob, err := s.store.LoadUserData(ctx, in.Domain, ext)
-	if err != nil {
-		return false, false, err
-	}
-	if resetJob == in.JobID {
-		return false, true, s.store.ReleaseLock(ctx, in.Domain, ext, in.JobID)
-	}
-	plan := Plan(data, in.Options)
-	res := turnover.UserResult{Extension: ext, Outcome: turnover.OutcomeReset, Deleted: plan.Counts(in.Options)}
-	if in.Options.Recycle {
-		plan.Recycle, res.Outcome = row, turnover.OutcomeRecyclePending
-		if row != nil {
-			res.Outcome = turnover.OutcomeRecycled
-		}
-	}
-	// Audio and items are independent: delete them side by side.
+func (s *Service) resetRound(ctx context.Context, in BatchInput, users []string) (roundResult, error) {
+	var (
+		locked  map[string]bool // false: not locked
+		busy    map[string]bool
+		results map[string]turnover.UserResult
+		rows    map[string]turnover.NewIdentity
+		states  = make([]userState, len(users))
+	)
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return s.audio.DeleteAudio(gctx, plan.AudioKeys) })
-	g.Go(func() error { return s.store.DeleteUserItems(gctx, plan) })
+	g.Go(func() (err error) {
+		busy, err = s.store.LockUsers(gctx, in.Domain, in.JobID, users, lockTTL)
+		return err
+	})
+	g.Go(func() (err error) {
+		results, err = s.store.GetResults(gctx, in.Domain, in.JobID, users)
+		return err
+	})
+	if in.Options.Recycle {
+		g.Go(func() (err error) {
+			rows, err = s.store.GetRecycleRowsOf(gctx, in.Domain, in.JobID, users)
+			return err
+		})
+	}
+	reads, rctx := errgroup.WithContext(gctx)
+	reads.SetLimit(s.concurrency)
+	for i, ext := range users {
+		reads.Go(func() error {
+			st := &states[i]
+			st.data, st.resetJob, st.err = s.store.LoadUserData(rctx, in.Domain, ext)
+			if st.err != nil && isTransient(rctx, st.err) {
+				return st.err
+			}
+			return nil
+		})
+	}
+	g.Go(reads.Wait)
 	if err := g.Wait(); err != nil {
-		return false, false, err
+		return roundResult{}, err
 	}
-	res.At = s.now().UTC()
-	if recorded, err = s.store.CommitReset(ctx, in.JobID, plan, res); err == nil && !recorded {
-		err = s.store.ReleaseLock(ctx, in.Domain, ext, in.JobID) // recorded before: the commit took nothing
+	locked = make(map[string]bool, len(users))
+	for _, ext := range users {
+		locked[ext] = !busy[ext]
 	}
-	return recorded, false, err
+
+	now := s.now().UTC()
+	var (
+		res     roundResult
+		plans   []turnover.ResetPlan
+		audio   []string
+		commits []turnover.ResetCommit
+	)
+	for i, ext := range users {
+		st := states[i]
+		c := turnover.ResetCommit{Extension: ext, Locked: locked[ext]}
+		var row *turnover.NewIdentity
+		if r, ok := rows[ext]; ok {
+			row = &r
+		}
+		switch {
+		case st.err != nil:
+			c.Result = failed(ext, st.err, now)
+		case results[ext].Extension != "" || st.resetJob == in.JobID:
+			// Recorded before, by an earlier try of this batch: leave it as it is.
+			res.mail = append(res.mail, welcome(in, row)...)
+		case !locked[ext]:
+			c.Result = failed(ext, turnover.Errorf(turnover.ECONFLICT, "Extension %s is being reset by another job; it was left as it was.", ext), now)
+		default:
+			plan := Plan(st.data, in.Options)
+			r := turnover.UserResult{Extension: ext, Outcome: turnover.OutcomeReset, Deleted: plan.Counts(in.Options), At: now}
+			if in.Options.Recycle {
+				plan.Recycle, r.Outcome = row, turnover.OutcomeRecyclePending
+				if row != nil {
+					r.Outcome = turnover.OutcomeRecycled
+				}
+			}
+			plans = append(plans, plan)
+			audio = append(audio, plan.AudioKeys...)
+			c.Plan, c.Result, c.ReadResetJob = &plan, &r, st.resetJob
+		}
+		commits = append(commits, c)
+	}
+
+	// Audio and items are independent: delete them side by side, every user's at once.
+	g, gctx = errgroup.WithContext(ctx)
+	if len(audio) > 0 {
+		g.Go(func() error { return s.audio.DeleteAudio(gctx, audio) })
+	}
+	if len(plans) > 0 {
+		g.Go(func() error { return s.store.ApplyResets(gctx, plans) })
+	}
+	if err := g.Wait(); err != nil {
+		return res, err
+	}
+	outcome, err := s.store.CommitResets(ctx, in.Domain, in.JobID, commits)
+	if err != nil {
+		return res, err
+	}
+	recorded := make(map[string]bool, len(outcome.Recorded))
+	for _, ext := range outcome.Recorded {
+		recorded[ext] = true
+	}
+	for _, c := range commits {
+		switch {
+		case !recorded[c.Extension]:
+		case c.Result.Outcome == turnover.OutcomeFailed:
+			res.failed++
+			s.log.Info("user failed", "domain", in.Domain, "job", in.JobID, "extension", c.Extension, "reason", c.Result.Error)
+		default:
+			res.done++
+			if c.Plan != nil {
+				res.mail = append(res.mail, welcome(in, c.Plan.Recycle)...)
+			}
+		}
+	}
+	res.stale = outcome.Stale
+	if len(outcome.Stale) > 0 {
+		s.log.Info("users changed while being reset; reading them again", "domain", in.Domain, "job", in.JobID, "users", len(outcome.Stale))
+	}
+	s.log.Info("batch round committed", "domain", in.Domain, "job", in.JobID, "done", res.done, "failed", res.failed, "already", len(outcome.Already))
+	return res, nil
 }
 
-// welcome mails the setup link to the new person of a recycled extension, if the job's
-// recycle row asks for it. A mail that cannot go is logged and does not fail the reset;
-// a retried batch tries it again, and never sends a second copy.
-func (s *Service) welcome(ctx context.Context, in BatchInput, row *turnover.NewIdentity, log *slog.Logger) {
+// failed is the result of a user whose reset failed for a reason of its own.
+func failed(ext string, err error, at time.Time) *turnover.UserResult {
+	return &turnover.UserResult{Extension: ext, Outcome: turnover.OutcomeFailed, Error: failureMessage(err), At: at}
+}
+
+// welcome is the welcome mail a recycled user's row asks for, if any.
+func welcome(in BatchInput, row *turnover.NewIdentity) []turnover.MailRequest {
 	if row == nil || !row.SendWelcomeEmail {
-		return
+		return nil
 	}
-	_, err := s.invites.Invite(ctx, setup.Invitation{
-		Domain: in.Domain, Extension: row.Extension, Email: row.Email, FirstName: row.FirstName,
-		Purpose: turnover.LinkWelcome, Scope: in.JobID,
-	})
-	if err != nil {
-		log.Warn("welcome email not sent", "error", err)
-	}
+	return []turnover.MailRequest{{Domain: in.Domain, Extension: row.Extension, Purpose: turnover.LinkWelcome, Scope: in.JobID}}
 }
 
 // failureMessage is what a job's result says of a failed user: an application error's

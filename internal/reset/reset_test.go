@@ -73,48 +73,47 @@ func TestPlanOptions(t *testing.T) {
 
 // store is an in-memory reset.Store.
 type store struct {
-	mu       sync.Mutex
-	data     map[string]turnover.UserData
-	resetBy  map[string]string
-	results  map[string]turnover.UserResult
-	locks    map[string]string
-	recycle  map[string]turnover.NewIdentity
-	done     int
-	failed   int
-	failNext map[string]error // extension -> error of its next CommitReset
+	mu        sync.Mutex
+	data      map[string]turnover.UserData
+	resetBy   map[string]string
+	results   map[string]turnover.UserResult
+	locks     map[string]string
+	recycle   map[string]turnover.NewIdentity
+	done      int
+	failed    int
+	loads     map[string]int
+	applied   int
+	failApply error           // the next ApplyResets fails with it
+	staleOnce map[string]bool // users whose next commit finds the profile changed
 }
 
 func newStore() *store {
 	s := &store{data: map[string]turnover.UserData{}, resetBy: map[string]string{}, results: map[string]turnover.UserResult{},
-		locks: map[string]string{}, recycle: map[string]turnover.NewIdentity{}, failNext: map[string]error{}}
+		locks: map[string]string{}, recycle: map[string]turnover.NewIdentity{}, loads: map[string]int{}, staleOnce: map[string]bool{}}
 	for _, d := range demo.Users() {
 		s.data[d.User.Extension] = d
 	}
 	return s
 }
 
-func (s *store) AcquireLock(_ context.Context, _, ext, jobID string, _ time.Duration) error {
+func (s *store) LockUsers(_ context.Context, _, jobID string, exts []string, _ time.Duration) (map[string]bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if j, ok := s.locks[ext]; ok && j != jobID {
-		return turnover.Errorf(turnover.ECONFLICT, "Extension %s is being reset by another job.", ext)
+	not := map[string]bool{}
+	for _, ext := range exts {
+		if _, ok := s.data[ext]; !ok || (s.locks[ext] != "" && s.locks[ext] != jobID) {
+			not[ext] = true
+			continue
+		}
+		s.locks[ext] = jobID
 	}
-	s.locks[ext] = jobID
-	return nil
-}
-
-func (s *store) ReleaseLock(_ context.Context, _, ext, jobID string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.locks[ext] == jobID {
-		delete(s.locks, ext)
-	}
-	return nil
+	return not, nil
 }
 
 func (s *store) LoadUserData(_ context.Context, _, ext string) (turnover.UserData, string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.loads[ext]++
 	d, ok := s.data[ext]
 	if !ok {
 		return d, "", turnover.Errorf(turnover.ENOTFOUND, "Extension %s does not exist.", ext)
@@ -122,42 +121,69 @@ func (s *store) LoadUserData(_ context.Context, _, ext string) (turnover.UserDat
 	return d, s.resetBy[ext], nil
 }
 
-func (s *store) GetRecycleRow(_ context.Context, _, _, ext string) (*turnover.NewIdentity, error) {
+func (s *store) GetResults(_ context.Context, _, _ string, exts []string) (map[string]turnover.UserResult, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if r, ok := s.recycle[ext]; ok {
-		return &r, nil
+	out := map[string]turnover.UserResult{}
+	for _, ext := range exts {
+		if r, ok := s.results[ext]; ok {
+			out[ext] = r
+		}
 	}
-	return nil, nil
+	return out, nil
 }
 
-func (s *store) DeleteUserItems(context.Context, turnover.ResetPlan) error { return nil }
-
-func (s *store) CommitReset(_ context.Context, jobID string, p turnover.ResetPlan, res turnover.UserResult) (bool, error) {
+func (s *store) GetRecycleRowsOf(_ context.Context, _, _ string, exts []string) (map[string]turnover.NewIdentity, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.failNext[p.Extension]; err != nil {
-		delete(s.failNext, p.Extension)
-		return false, err
+	out := map[string]turnover.NewIdentity{}
+	for _, ext := range exts {
+		if r, ok := s.recycle[ext]; ok {
+			out[ext] = r
+		}
 	}
-	if _, ok := s.results[p.Extension]; ok {
-		return false, nil
-	}
-	s.resetBy[p.Extension], s.results[p.Extension] = jobID, res
-	delete(s.locks, p.Extension)
-	s.done++
-	return true, nil
+	return out, nil
 }
 
-func (s *store) RecordFailure(_ context.Context, _, _ string, res turnover.UserResult) (bool, error) {
+func (s *store) ApplyResets(_ context.Context, plans []turnover.ResetPlan) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.results[res.Extension]; ok {
-		return false, nil
+	if err := s.failApply; err != nil {
+		s.failApply = nil
+		return err
 	}
-	s.results[res.Extension] = res
-	s.failed++
-	return true, nil
+	s.applied += len(plans)
+	return nil
+}
+
+func (s *store) CommitResets(_ context.Context, _, jobID string, commits []turnover.ResetCommit) (turnover.CommitOutcome, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out turnover.CommitOutcome
+	for _, c := range commits {
+		switch {
+		case c.Plan != nil && s.staleOnce[c.Extension]:
+			delete(s.staleOnce, c.Extension)
+			out.Stale = append(out.Stale, c.Extension)
+			continue
+		case c.Result == nil:
+		case s.results[c.Extension].Extension != "":
+			out.Already = append(out.Already, c.Extension)
+		default:
+			s.results[c.Extension] = *c.Result
+			out.Recorded = append(out.Recorded, c.Extension)
+			if c.Result.Outcome == turnover.OutcomeFailed {
+				s.failed++
+			} else {
+				s.done++
+				s.resetBy[c.Extension] = jobID
+			}
+		}
+		if c.Locked && s.locks[c.Extension] == jobID {
+			delete(s.locks, c.Extension)
+		}
+	}
+	return out, nil
 }
 
 type audio struct {
@@ -172,39 +198,79 @@ func (a *audio) DeleteAudio(_ context.Context, keys []string) error {
 	return nil
 }
 
+type queue struct {
+	mu   sync.Mutex
+	reqs []turnover.MailRequest
+}
+
+func (q *queue) Request(_ context.Context, reqs []turnover.MailRequest) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.reqs = append(q.reqs, reqs...)
+	return nil
+}
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
 func TestResetBatch(t *testing.T) {
-	st := newStore()
-	svc := reset.New(st, &audio{}, nil, slog.New(slog.NewTextHandler(io.Discard, nil)), 4)
-	in := reset.BatchInput{Domain: "niftywidgets", JobID: "j1", Batch: turnover.Batch{Users: []string{"1009", "1002", "4242"}}}
-	st.failNext["1002"] = &smithy.GenericAPIError{Code: "ThrottlingException", Message: "slow down"}
+	st, a := newStore(), &audio{}
+	svc := reset.New(st, a, &queue{}, quiet(), 4)
+	in := reset.BatchInput{Domain: "niftywidgets", JobID: "j1", Options: turnover.ResetOptions{DeleteVoicemailMessages: true},
+		Batch: turnover.Batch{Users: []string{"1009", "1002", "4242"}}}
+	st.failApply = &smithy.GenericAPIError{Code: "ThrottlingException", Message: "slow down"}
 
 	out, err := svc.ResetBatch(context.Background(), in)
 	var transient *reset.TransientError
 	if !errors.As(err, &transient) {
-		t.Fatalf("a throttled user must fail the batch as transient, got %v", err)
+		t.Fatalf("a throttled write must fail the batch as transient, got %v", err)
 	}
-	if out.Done != 1 || out.Failed != 1 {
-		t.Errorf("first try = %+v, want 1 done (1009), 1 failed (4242)", out)
-	}
-	if r := st.results["4242"]; r.Outcome != turnover.OutcomeFailed || r.Error == "" {
-		t.Errorf("unknown extension result = %+v", r)
+	if out.Done != 0 || out.Failed != 0 || len(st.results) != 0 {
+		t.Errorf("first try = %+v, results %v; want nothing recorded", out, st.results)
 	}
 
 	out, err = svc.ResetBatch(context.Background(), in) // the state machine's retry
 	if err != nil {
 		t.Fatalf("retry: %v", err)
 	}
-	if out.Done != 1 || out.Failed != 0 {
-		t.Errorf("retry = %+v, want only 1002 newly done", out)
+	if out.Done != 2 || out.Failed != 1 {
+		t.Errorf("retry = %+v, want 1009 and 1002 done, 4242 failed", out)
 	}
-	if st.done != 2 || st.failed != 1 {
-		t.Errorf("store counted %d done, %d failed; want 2 and 1 (nothing twice)", st.done, st.failed)
+	if r := st.results["4242"]; r.Outcome != turnover.OutcomeFailed || !strings.Contains(r.Error, "does not exist") {
+		t.Errorf("unknown extension result = %+v", r)
+	}
+	keys := 0
+	for _, ext := range []string{"1009", "1002"} {
+		keys += len(reset.Plan(st.data[ext], in.Options).AudioKeys)
+	}
+	if len(a.deleted) != 2*keys || st.applied != 2 {
+		t.Errorf("audio deleted %d keys in total, %d plans applied; want the %d message recordings of 1009 and 1002 in each of two tries, and 2 plans", len(a.deleted), st.applied, keys)
+	}
+
+	out, err = svc.ResetBatch(context.Background(), in) // a late duplicate of the batch
+	if err != nil || out.Done+out.Failed != 0 || st.done != 2 || st.failed != 1 || st.applied != 2 {
+		t.Errorf("a third run = %+v, %v; store %d done, %d failed, %d applied: want nothing again", out, err, st.done, st.failed, st.applied)
+	}
+	if len(st.locks) != 0 {
+		t.Errorf("locks left: %v", st.locks)
 	}
 }
 
-func TestResetBatchRecycleOutcome(t *testing.T) {
+func TestResetBatchReadsAChangedUserAgain(t *testing.T) {
 	st := newStore()
-	svc := reset.New(st, &audio{}, nil, slog.New(slog.NewTextHandler(io.Discard, nil)), 1)
+	st.staleOnce["1002"] = true
+	svc := reset.New(st, &audio{}, &queue{}, quiet(), 4)
+	out, err := svc.ResetBatch(context.Background(), reset.BatchInput{Domain: "niftywidgets", JobID: "j1", Batch: turnover.Batch{Users: []string{"1002", "1009"}}})
+	if err != nil || out.Done != 2 {
+		t.Fatalf("out = %+v, %v; want both done", out, err)
+	}
+	if st.loads["1002"] != 2 || st.loads["1009"] != 1 {
+		t.Errorf("reads = %v, want 1002 read twice (it changed under the first read), 1009 once", st.loads)
+	}
+}
+
+func TestResetBatchRecycleOutcomeAndMail(t *testing.T) {
+	st, q := newStore(), &queue{}
+	svc := reset.New(st, &audio{}, q, quiet(), 1)
 	_, err := svc.ResetBatch(context.Background(), reset.BatchInput{Domain: "niftywidgets", JobID: "j1",
 		Options: turnover.ResetOptions{Recycle: true, DeleteVoicemailMessages: true}, Batch: turnover.Batch{Users: []string{"1009"}}})
 	if err != nil {
@@ -213,21 +279,28 @@ func TestResetBatchRecycleOutcome(t *testing.T) {
 	if got := st.results["1009"].Outcome; got != turnover.OutcomeRecyclePending {
 		t.Errorf("outcome = %s, want recycle_pending", got)
 	}
-	st.recycle["1002"] = turnover.NewIdentity{Extension: "1002", FirstName: "Ann", LastName: "Lee"}
-	_, err = svc.ResetBatch(context.Background(), reset.BatchInput{Domain: "niftywidgets", JobID: "j1",
-		Options: turnover.ResetOptions{Recycle: true}, Batch: turnover.Batch{Users: []string{"1002"}}})
-	if err != nil {
+	st.recycle["1002"] = turnover.NewIdentity{Extension: "1002", FirstName: "Ann", LastName: "Lee", SendWelcomeEmail: true}
+	in := reset.BatchInput{Domain: "niftywidgets", JobID: "j1", Options: turnover.ResetOptions{Recycle: true}, Batch: turnover.Batch{Users: []string{"1002"}}}
+	if _, err = svc.ResetBatch(context.Background(), in); err != nil {
 		t.Fatal(err)
 	}
 	if got := st.results["1002"].Outcome; got != turnover.OutcomeRecycled {
 		t.Errorf("outcome with a recycle row = %s, want recycled", got)
+	}
+	want := turnover.MailRequest{Domain: "niftywidgets", Extension: "1002", Purpose: turnover.LinkWelcome, Scope: "j1"}
+	if len(q.reqs) != 1 || q.reqs[0] != want {
+		t.Errorf("queued mail = %+v, want only %+v", q.reqs, want)
+	}
+	// A retried batch queues the same request again (the mailer sends one copy per scope).
+	if _, err = svc.ResetBatch(context.Background(), in); err != nil || len(q.reqs) != 2 || q.reqs[1] != want {
+		t.Errorf("retry queued %+v, %v", q.reqs, err)
 	}
 }
 
 func TestResetBatchLockedUserFailsAlone(t *testing.T) {
 	st := newStore()
 	st.locks["1002"] = "other-job"
-	svc := reset.New(st, &audio{}, nil, slog.New(slog.NewTextHandler(io.Discard, nil)), 2)
+	svc := reset.New(st, &audio{}, &queue{}, quiet(), 2)
 	out, err := svc.ResetBatch(context.Background(), reset.BatchInput{Domain: "niftywidgets", JobID: "j1", Batch: turnover.Batch{Users: []string{"1002", "1009"}}})
 	if err != nil {
 		t.Fatal(err)
@@ -243,5 +316,19 @@ func TestResetBatchLockedUserFailsAlone(t *testing.T) {
 	}
 	if _, held := st.locks["1009"]; held {
 		t.Errorf("1009's lock was not released")
+	}
+}
+
+func TestResetBatchPermanentErrorIsNotTransient(t *testing.T) {
+	st := newStore()
+	st.failApply = &smithy.GenericAPIError{Code: "AccessDeniedException", Message: "not allowed"}
+	svc := reset.New(st, &audio{}, &queue{}, quiet(), 4)
+	_, err := svc.ResetBatch(context.Background(), reset.BatchInput{Domain: "niftywidgets", JobID: "j1", Batch: turnover.Batch{Users: []string{"1009"}}})
+	var transient *reset.TransientError
+	if err == nil || errors.As(err, &transient) {
+		t.Errorf("access denied = %v, want a plain error the state machine does not retry", err)
+	}
+	if len(st.results) != 0 {
+		t.Errorf("results = %v, want none", st.results)
 	}
 }

@@ -21,8 +21,9 @@ import (
 	"turnover/internal/turnover"
 )
 
-// Store keeps links, attempts and mail markers.
+// Store keeps links, attempts and mail markers, and knows who is on file.
 type Store interface {
+	GetUser(ctx context.Context, domain, ext string) (turnover.User, error)
 	PutSetupLink(ctx context.Context, domain, ext string, l turnover.SetupLink) error
 	GetSetupLink(ctx context.Context, domain, ext string) (*turnover.SetupLink, error)
 	RedeemSetupLink(ctx context.Context, domain, ext, tokenHash string, now time.Time, passwordHash, pinHash string) (bool, error)
@@ -76,6 +77,21 @@ const (
 	// markerKept is how long a mail marker prevents a second copy.
 	markerKept = 30 * 24 * time.Hour
 )
+
+// Deliver mails the link a queued request asks for to the person on file for the
+// extension. It reports false, and does nothing, when the request's scope mailed the user
+// already. It returns an ENOTFOUND error for a user that is gone and an EUNPROCESSABLE
+// error for one without an email address; other errors may pass when tried again.
+func (s *Service) Deliver(ctx context.Context, req turnover.MailRequest) (bool, error) {
+	u, err := s.store.GetUser(ctx, req.Domain, req.Extension)
+	if err != nil {
+		return false, err
+	}
+	return s.Invite(ctx, Invitation{
+		Domain: req.Domain, Extension: req.Extension, Email: u.Email, FirstName: u.FirstName,
+		Purpose: req.Purpose, Scope: req.Scope,
+	})
+}
 
 // Invitation is one link to mail: to whom, for which extension, and under which scope
 // (a job or request id), so a retried step never mails twice.
@@ -215,7 +231,14 @@ type Completion struct {
 // before the link is touched; any failure of the link itself is ErrInvalidLink.
 func (s *Service) Complete(ctx context.Context, c Completion) error {
 	now := s.Now()
-	failed, err := s.store.FailedSetups(ctx, c.Username, now, attemptWindow)
+	// Attempts count against the user a username names, however it is spelled: base64
+	// decoding forgives padding, line breaks and stray low bits, so one user has
+	// countless spellings, each of which would otherwise get attempts of its own.
+	attempts := c.Username
+	if ext, domain, ok := ParseUsername(c.Username); ok {
+		attempts = Username(ext, domain)
+	}
+	failed, err := s.store.FailedSetups(ctx, attempts, now, attemptWindow)
 	if err != nil {
 		return err
 	}
@@ -224,7 +247,7 @@ func (s *Service) Complete(ctx context.Context, c Completion) error {
 	}
 	purpose, err := s.Check(ctx, c.Username, c.Token)
 	if err == ErrInvalidLink {
-		return s.failed(ctx, c.Username, now)
+		return s.failed(ctx, attempts, now)
 	}
 	if err != nil {
 		return err
@@ -251,7 +274,7 @@ func (s *Service) Complete(ctx context.Context, c Completion) error {
 		return err
 	}
 	if !ok {
-		return s.failed(ctx, c.Username, now)
+		return s.failed(ctx, attempts, now)
 	}
 	return nil
 }

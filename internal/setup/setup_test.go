@@ -21,10 +21,21 @@ type memory struct {
 	active   map[string]string // user -> password hash
 	failures map[string]int
 	markers  map[string]bool
+	users    map[string]turnover.User // by domain/extension
+}
+
+func (m *memory) GetUser(_ context.Context, domain, ext string) (turnover.User, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	u, ok := m.users[domain+"/"+ext]
+	if !ok {
+		return u, turnover.Errorf(turnover.ENOTFOUND, "no such user")
+	}
+	return u, nil
 }
 
 func newMemory() *memory {
-	return &memory{links: map[string]turnover.SetupLink{}, active: map[string]string{}, failures: map[string]int{}, markers: map[string]bool{}}
+	return &memory{links: map[string]turnover.SetupLink{}, active: map[string]string{}, failures: map[string]int{}, markers: map[string]bool{}, users: map[string]turnover.User{}}
 }
 
 func (m *memory) PutSetupLink(_ context.Context, domain, ext string, l turnover.SetupLink) error {
@@ -275,5 +286,27 @@ func TestRateLimit(t *testing.T) {
 	}
 	if err := svc.Complete(context.Background(), setup.Completion{Username: username, Token: token, Password: "correct horse", PIN: "2580"}); err != setup.ErrTooManyAttempts {
 		t.Errorf("after 10 failures: %v, want ErrTooManyAttempts", err)
+	}
+}
+
+func TestDeliverMailsThePersonOnFileOncePerScope(t *testing.T) {
+	store, out := newMemory(), &outbox{}
+	store.users["niftywidgets/1005"] = turnover.User{Domain: "niftywidgets", Extension: "1005", FirstName: "Ann", Email: "ann@example.com"}
+	store.users["niftywidgets/1006"] = turnover.User{Domain: "niftywidgets", Extension: "1006"}
+	svc := setup.New(store, out, plain{}, setup.Config{PortalURL: "https://portal.example.com", Brand: "turnover", LinkTTL: time.Hour})
+	req := turnover.MailRequest{Domain: "niftywidgets", Extension: "1005", Purpose: turnover.LinkWelcome, Scope: "job-1"}
+	for range 2 {
+		if _, err := svc.Deliver(context.Background(), req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(out.mail) != 1 || out.mail[0].to != "ann@example.com" || !strings.Contains(out.mail[0].text, "Ann") {
+		t.Errorf("mail = %+v, want one to ann@example.com", out.mail)
+	}
+	for ext, want := range map[string]string{"1006": turnover.EUNPROCESSABLE, "4242": turnover.ENOTFOUND} {
+		req.Extension = ext
+		if _, err := svc.Deliver(context.Background(), req); turnover.ErrorCode(err) != want {
+			t.Errorf("deliver to %s: %v, want %s", ext, err, want)
+		}
 	}
 }

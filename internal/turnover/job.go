@@ -205,6 +205,17 @@ const (
 	LinkRecovery LinkPurpose = "recovery"
 )
 
+// MailRequest asks for a setup link to be mailed to the person on file for an
+// extension. It names ids only, so it can wait in a queue without personal data. Scope
+// (a job or request id) makes it once: however often a scope asks for the same user's
+// mail, one copy goes.
+type MailRequest struct {
+	Domain    string      `json:"domain"`
+	Extension string      `json:"extension"`
+	Purpose   LinkPurpose `json:"purpose"`
+	Scope     string      `json:"scope"`
+}
+
 // SetupLink is a user's live setup link as stored: the hash of its token, never the
 // token itself.
 type SetupLink struct {
@@ -212,4 +223,29 @@ type SetupLink struct {
 	Purpose    LinkPurpose
 	IssuedAt   time.Time
 	ValidUntil time.Time
+}
+
+// ResetCommit is how one user's part of a job ends. A user reset carries the plan that
+// was carried out and what the reset read of the profile (ReadResetJob and the plan's
+// Directory names): the commit holds only if the profile still says so, which catches a
+// read made just before another job or a recycle changed the user. A failed user
+// carries only its result. Locked says the job holds the user's lock, which the commit
+// releases; a commit without a result only releases the lock.
+type ResetCommit struct {
+	Extension    string
+	Result       *UserResult
+	Plan         *ResetPlan
+	ReadResetJob string
+	Locked       bool
+}
+
+// CommitOutcome says how CommitResets left each user.
+type CommitOutcome struct {
+	// Recorded are the users whose results this commit wrote and counted.
+	Recorded []string
+	// Already are users whose result the job had recorded before; nothing was written.
+	Already []string
+	// Stale are users whose profile changed since the reset read it; nothing was written
+	// for them and they keep the lock, so the reset can read and try them again.
+	Stale []string
 }

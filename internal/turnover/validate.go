@@ -41,6 +41,9 @@ func checkName(field, v string, required bool) error {
 		return Errorf(EINVALID, "%s may not start or end with spaces.", field)
 	case strings.ContainsFunc(v, unicode.IsControl):
 		return Errorf(EINVALID, "%s may not hold control characters.", field)
+	case !utf8.ValidString(v):
+		// JSON bodies arrive as text, but a CSV import hands over raw bytes.
+		return Errorf(EINVALID, "%s holds bytes that are not UTF-8 text.", field)
 	}
 	return nil
 }
@@ -48,7 +51,9 @@ func checkName(field, v string, required bool) error {
 // ValidEmail reports whether s is a bare email address (no display name), as a welcome
 // email can be sent to.
 func ValidEmail(s string) bool {
-	if s == "" || len(s) > maxEmailLength {
+	// net/mail lets any non-ASCII character into an address, C1 controls and Unicode
+	// spaces and line separators included; no mailbox has them, and SES refuses them.
+	if s == "" || len(s) > maxEmailLength || strings.ContainsFunc(s, func(r rune) bool { return unicode.IsControl(r) || unicode.IsSpace(r) }) {
 		return false
 	}
 	a, err := mail.ParseAddress(s)
