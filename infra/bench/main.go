@@ -51,6 +51,7 @@ func run(args []string, out io.Writer) error {
 	batch := fs.Int("batch", 25, "users per batch (the template's BatchSize)")
 	dir := fs.String("dir", ".", "repository root")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the job to this file")
+	logFile := fs.String("logs", "", "write the functions' logs to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -67,6 +68,15 @@ func run(args []string, out io.Writer) error {
 	}
 
 	ctx := context.Background()
+	var logs io.Writer = io.Discard
+	if *logFile != "" {
+		f, err := os.Create(*logFile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		logs = f
+	}
 	fmt.Fprintf(out, "starting the local stack…\n")
 	startCtx, cancel := context.WithTimeout(ctx, 90*time.Second)
 	stack, err := localstack.Start(startCtx, localstack.Options{
@@ -77,7 +87,7 @@ func run(args []string, out io.Writer) error {
 		Functions:     app.Functions,
 		Parameters:    map[string]string{"BatchSize": fmt.Sprint(*batch)},
 		Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
-		FunctionLogs:  io.Discard,
+		FunctionLogs:  logs,
 	})
 	cancel()
 	if err != nil {

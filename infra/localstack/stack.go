@@ -193,6 +193,10 @@ func start(ctx context.Context, opt Options) (_ *Stack, err error) {
 			pr.Out.Host = pr.In.Host
 		},
 		Transport: &http.Transport{
+			// moto answers on a thread per connection and refuses connections past a
+			// few hundred at once; a job's batches can open a thousand. Requests past
+			// this many wait here for a connection, as they would for a slow service.
+			MaxConnsPerHost:     64,
 			MaxIdleConnsPerHost: 64,
 			IdleConnTimeout:     30 * time.Second,
 			DisableCompression:  true,
