@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	mathrand "math/rand/v2"
 	"net/http"
@@ -168,11 +169,7 @@ func (f *RandomFaults) Inject(c Call) *Fault {
 func (f *RandomFaults) Injected() map[string]int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	out := make(map[string]int, len(f.injected))
-	for k, v := range f.injected {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(f.injected)
 }
 
 // Latency is the delay added to every call.

@@ -196,13 +196,15 @@ func (s *Stack) serveAPI(w http.ResponseWriter, r *http.Request) {
 	s.log.Info("api", "method", r.Method, "path", r.URL.Path, "status", sw.status, "duration", time.Since(start).Round(time.Millisecond), "requestId", requestID)
 }
 
+// statusWriter records the status a request was answered with.
 type statusWriter struct {
 	http.ResponseWriter
 	status int
 }
 
 func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
+	// 1xx answers (100 Continue) come before the final one.
+	if w.status == 0 && code >= 200 {
 		w.status = code
 	}
 	w.ResponseWriter.WriteHeader(code)
@@ -214,6 +216,8 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 	}
 	return w.ResponseWriter.Write(b)
 }
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func (s *Stack) serveRoute(w http.ResponseWriter, r *http.Request, requestID string) {
 	if !s.ready.Load() {

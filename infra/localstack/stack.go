@@ -404,7 +404,7 @@ func (s *Stack) serveFrontDoor(w http.ResponseWriter, r *http.Request) {
 	requestID := newRequestID()
 	invocationID := takeInvocation(r)
 	inv := s.invocations.get(invocationID)
-	tw := &traceWriter{ResponseWriter: w}
+	tw := &statusWriter{ResponseWriter: w}
 	w = tw
 	defer s.traceCall(tw, call, invocationID, inv)()
 	s.log.Debug("aws", "call", call.String(), "method", r.Method, "path", r.URL.Path, "invocation", invocationID)

@@ -89,33 +89,8 @@ func (s *Stack) ResetTrace() {
 	s.trace.dropped = 0
 }
 
-// traceWriter records the status a front door call was answered with.
-type traceWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *traceWriter) WriteHeader(code int) {
-	// 1xx answers (100 Continue) come before the final one.
-	if w.status == 0 && code >= 200 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *traceWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-// Unwrap lets http.ResponseController (the reverse proxy's flushes, dropConnection's
-// hijack) reach the server's writer.
-func (w *traceWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
 // traceCall starts the trace entry of a front door call; the returned func ends it.
-func (s *Stack) traceCall(w *traceWriter, c Call, invocationID string, inv *invocation) func() {
+func (s *Stack) traceCall(w *statusWriter, c Call, invocationID string, inv *invocation) func() {
 	start := time.Now()
 	return func() {
 		e := traceEntry{service: c.Service, operation: c.Operation, invocation: invocationID,

@@ -51,7 +51,7 @@ func TestTraceWriterStatus(t *testing.T) {
 		{"nothing", func(http.ResponseWriter) {}, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			tw := &traceWriter{ResponseWriter: httptest.NewRecorder()}
+			tw := &statusWriter{ResponseWriter: httptest.NewRecorder()}
 			tc.write(tw)
 			if tw.status != tc.want {
 				t.Errorf("status %d, want %d", tw.status, tc.want)

@@ -150,8 +150,7 @@ type userState struct {
 
 func (s *Service) resetRound(ctx context.Context, in BatchInput, users []string) (roundResult, error) {
 	var (
-		locked  map[string]bool // false: not locked
-		busy    map[string]bool
+		busy    map[string]bool // users the job could not lock
 		results map[string]turnover.UserResult
 		rows    map[string]turnover.NewIdentity
 		states  = make([]userState, len(users))
@@ -187,10 +186,6 @@ func (s *Service) resetRound(ctx context.Context, in BatchInput, users []string)
 	if err := g.Wait(); err != nil {
 		return roundResult{}, err
 	}
-	locked = make(map[string]bool, len(users))
-	for _, ext := range users {
-		locked[ext] = !busy[ext]
-	}
 
 	now := s.now().UTC()
 	var (
@@ -201,7 +196,7 @@ func (s *Service) resetRound(ctx context.Context, in BatchInput, users []string)
 	)
 	for i, ext := range users {
 		st := states[i]
-		c := turnover.ResetCommit{Extension: ext, Locked: locked[ext]}
+		c := turnover.ResetCommit{Extension: ext, Locked: !busy[ext]}
 		var row *turnover.NewIdentity
 		if r, ok := rows[ext]; ok {
 			row = &r
@@ -212,7 +207,7 @@ func (s *Service) resetRound(ctx context.Context, in BatchInput, users []string)
 		case results[ext].Extension != "" || st.resetJob == in.JobID:
 			// Recorded before, by an earlier try of this batch: leave it as it is.
 			res.mail = append(res.mail, welcome(in, row)...)
-		case !locked[ext]:
+		case busy[ext]:
 			c.Result = failed(ext, turnover.Errorf(turnover.ECONFLICT, "Extension %s is being reset by another job; it was left as it was.", ext), now)
 		default:
 			plan := Plan(st.data, in.Options)
