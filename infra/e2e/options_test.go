@@ -412,6 +412,22 @@ func TestRetriedBatchAndMissingUser(t *testing.T) {
 	}
 }
 
+// Through the API: a job naming an extension the domain does not have resets the others,
+// and the missing one fails alone with a reason.
+func TestMissingUserFailsAloneInAJob(t *testing.T) {
+	domain := freshDomain(t, "missing")
+	j := runResetIn(t, tokenFor(t, domain), domain, map[string]any{"users": []string{"1001", "4242"}, "options": map[string]any{}, "confirm": true})
+	if j.Status != "PARTIALLY_FAILED" || j.Done != 1 || j.Failed != 1 || len(j.Users) != 2 {
+		t.Fatalf("job = %+v, want PARTIALLY_FAILED with 1001 reset and 4242 failed", j)
+	}
+	if u := j.Users[0]; u.Extension != "1001" || u.Status != "reset" {
+		t.Errorf("1001 = %+v, want reset", u)
+	}
+	if u := j.Users[1]; u.Extension != "4242" || u.Status != "failed" || u.Error == nil || !strings.Contains(*u.Error, "does not exist") {
+		t.Errorf("4242 = %+v, want failed: does not exist", u)
+	}
+}
+
 func TestTwoJobsRacingOnOneUser(t *testing.T) {
 	domain := freshDomain(t, "race")
 	tok := tokenFor(t, domain)

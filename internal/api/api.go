@@ -8,6 +8,8 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"path"
+	"strings"
 	"time"
 
 	"turnover/internal/turnover"
@@ -110,7 +112,15 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, turnover.Errorf(turnover.ENOTFOUND, "There is no %s %s.", r.Method, r.URL.Path))
 	})
-	return s.logged(mux)
+	return s.logged(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// ServeMux would answer a path like /resets//report.csv with a redirect to its
+		// cleaned form, a different resource; such a path names nothing here.
+		if p := r.URL.Path; path.Clean(p) != strings.TrimSuffix(p, "/") {
+			s.writeError(w, r, turnover.Errorf(turnover.ENOTFOUND, "There is no %s %s.", r.Method, p))
+			return
+		}
+		mux.ServeHTTP(w, r)
+	}))
 }
 
 // authorized runs h for a caller who may act on the path's domain: 401 without a

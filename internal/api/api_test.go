@@ -391,6 +391,19 @@ func TestStartReset(t *testing.T) {
 	}
 }
 
+// A named extension the domain does not have does not hold back the others: the job
+// starts for all of them, and the worker records the missing one's failure alone.
+func TestStartResetWithAMissingUser(t *testing.T) {
+	f := newFake()
+	status, body := call(t, f, "POST", "/v1/domains/niftywidgets/resets", `{"users":["1009","4242"],"confirm":true}`, manager("niftywidgets"))
+	if status != http.StatusAccepted || body["total"] != 2.0 {
+		t.Fatalf("got %d %v, want 202 with both users", status, body)
+	}
+	if got := f.manifests["niftywidgets/job1"]; len(got) != 1 || !slices.Equal(got[0].Users, []string{"1009", "4242"}) {
+		t.Errorf("manifest = %v, want 1009 and 4242", got)
+	}
+}
+
 func TestStartResetBatches(t *testing.T) {
 	f := newFake()
 	f.users["niftywidgets/1001"] = turnover.User{Domain: "niftywidgets", Extension: "1001"}
@@ -426,7 +439,7 @@ func TestStartResetRefusals(t *testing.T) {
 		{"empty", ``, 400, "invalid_request"},
 		{"duplicate", `{"users":["1009","1009"],"confirm":true}`, 400, "invalid_request"},
 		{"own extension", `{"users":["1009","1003"],"confirm":true}`, 422, "unprocessable"},
-		{"unknown extension", `{"users":["1009","4242"],"confirm":true}`, 422, "unprocessable"},
+		{"no known extension", `{"users":["4242","4243"],"confirm":true}`, 422, "unprocessable"},
 		{"other domain's extension", `{"users":["2000"],"confirm":true}`, 422, "unprocessable"},
 		{"too large", `{"users":["` + strings.Repeat("1", 5<<20) + `"],"confirm":true}`, 413, "payload_too_large"},
 	}
@@ -484,9 +497,11 @@ func TestInternalErrorsSayNothing(t *testing.T) {
 }
 
 func TestUnknownRoute(t *testing.T) {
-	status, body := call(t, newFake(), "GET", "/v1/nothing", "", manager("niftywidgets"))
-	if status != 404 || errorCode(t, body) != "not_found" {
-		t.Errorf("status %d body %v", status, body)
+	for _, p := range []string{"/v1/nothing", "/v1/domains/niftywidgets/resets//report.csv", "/v1/domains/niftywidgets/users/../numbers", "/v1/domains/niftywidgets/users/"} {
+		status, body := call(t, newFake(), "GET", p, "", manager("niftywidgets"))
+		if status != 404 || errorCode(t, body) != "not_found" {
+			t.Errorf("GET %s: status %d body %v, want 404 not_found", p, status, body)
+		}
 	}
 }
 

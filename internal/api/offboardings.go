@@ -107,7 +107,7 @@ func (s *Server) scheduleOffboarding(r *http.Request, id turnover.Identity, o tu
 	if own, ok := ownExtension(id, o.Domain); ok && slices.Contains(o.Users, own) {
 		return o, turnover.Errorf(turnover.EUNPROCESSABLE, "You cannot offboard your own extension %s.", own)
 	}
-	if err := s.checkUsersExist(r, o.Domain, o.Users); err != nil {
+	if err := s.checkUsersExist(r, o.Domain, o.Users, "scheduled"); err != nil {
 		return o, err
 	}
 	for _, row := range rows {

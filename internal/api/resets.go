@@ -105,7 +105,7 @@ func (s *Server) startReset(w http.ResponseWriter, r *http.Request, id turnover.
 	if own, ok := ownExtension(id, domain); ok && slices.Contains(req.Users, own) {
 		return turnover.Errorf(turnover.EUNPROCESSABLE, "You cannot reset your own extension %s.", own)
 	}
-	if err := s.checkUsersExist(r, domain, req.Users); err != nil {
+	if err := s.checkSomeUserExists(r, domain, req.Users); err != nil {
 		return err
 	}
 	rows := make([]turnover.NewIdentity, len(req.Recycle))
@@ -192,8 +192,9 @@ func ownExtension(id turnover.Identity, domain string) (string, bool) {
 	return ext, ok && ext != ""
 }
 
-// checkUsersExist refuses a request naming extensions the domain does not have.
-func (s *Server) checkUsersExist(r *http.Request, domain string, users []string) error {
+// checkUsersExist refuses a request naming extensions the domain does not have; done
+// says what did not happen ("scheduled").
+func (s *Server) checkUsersExist(r *http.Request, domain string, users []string, done string) error {
 	found, err := s.Users.GetUsers(r.Context(), domain, users)
 	if err != nil {
 		return err
@@ -207,13 +208,32 @@ func (s *Server) checkUsersExist(r *http.Request, domain string, users []string)
 	if len(missing) == 0 {
 		return nil
 	}
-	slices.Sort(missing)
+	return noSuchExtensions(domain, missing, done)
+}
+
+// checkSomeUserExists refuses a reset of which no named extension exists in the domain:
+// such a job could only fail. Where some exist, the others fail alone in the job, each
+// with its own result, as a user removed after the start would.
+func (s *Server) checkSomeUserExists(r *http.Request, domain string, users []string) error {
+	found, err := s.Users.GetUsers(r.Context(), domain, users)
+	if err != nil {
+		return err
+	}
+	if len(found) > 0 {
+		return nil
+	}
+	return noSuchExtensions(domain, users, "reset")
+}
+
+// noSuchExtensions names up to ten of the missing extensions, in order.
+func noSuchExtensions(domain string, missing []string, done string) error {
+	missing = slices.Sorted(slices.Values(missing))
 	more := ""
 	if len(missing) > 10 {
 		more = fmt.Sprintf(" and %d more", len(missing)-10)
 		missing = missing[:10]
 	}
-	return turnover.Errorf(turnover.EUNPROCESSABLE, "Domain %s has no extension %s%s; nothing was reset.", domain, strings.Join(missing, ", "), more)
+	return turnover.Errorf(turnover.EUNPROCESSABLE, "Domain %s has no extension %s%s; nothing was %s.", domain, strings.Join(missing, ", "), more, done)
 }
 
 const (

@@ -145,13 +145,11 @@ func (s *Service) invite(ctx context.Context, inv Invitation) error {
 }
 
 // LinkURL is the setup page's address for a token:
-// {portal}/portal/resets?auth_code=TOKEN&username=BASE64(EXT@DOMAIN)&lang=en_us.
+// {portal}/portal/resets?auth_code=TOKEN&username=BASE64(EXT@DOMAIN)&lang=en_us, its
+// parameters in the portal's order (url.Values would sort them) and each escaped.
 func (s *Service) LinkURL(domain, ext, token string) string {
-	q := url.Values{}
-	q.Set("auth_code", token)
-	q.Set("username", Username(ext, domain))
-	q.Set("lang", "en_us")
-	return strings.TrimRight(s.cfg.PortalURL, "/") + "/portal/resets?" + q.Encode()
+	return strings.TrimRight(s.cfg.PortalURL, "/") + "/portal/resets?auth_code=" + url.QueryEscape(token) +
+		"&username=" + url.QueryEscape(Username(ext, domain)) + "&lang=en_us"
 }
 
 // Username is how links name a user: base64 of EXT@DOMAIN.

@@ -167,7 +167,7 @@ func TestWelcomeMail(t *testing.T) {
 	if m.to != "ann@example.com" || !strings.Contains(m.subject, "Nifty Phones") {
 		t.Errorf("mail to %q subject %q", m.to, m.subject)
 	}
-	for _, want := range []string{"Login: 1005@niftywidgets", "Extension: 1005", "168 hours", "https://portal.example.com/portal/resets?auth_code=", "&lang=en_us", "username=MTAwNUBuaWZ0eXdpZGdldHM%3D"} {
+	for _, want := range []string{"Login: 1005@niftywidgets", "Extension: 1005", "168 hours", "https://portal.example.com/portal/resets?auth_code=" + token + "&username=MTAwNUBuaWZ0eXdpZGdldHM%3D&lang=en_us\n"} {
 		if !strings.Contains(m.text, want) {
 			t.Errorf("text lacks %q:\n%s", want, m.text)
 		}
