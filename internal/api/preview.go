@@ -52,7 +52,7 @@ func (s *Server) previewReset(w http.ResponseWriter, r *http.Request, id turnove
 			switch {
 			case turnover.ErrorCode(err) == turnover.ENOTFOUND:
 				u.AlwaysRemoved = []string{}
-				u.Warnings = append(u.Warnings, "Extension "+ext+" does not exist in domain "+domain+"; a reset would refuse it.")
+				u.Warnings = append(u.Warnings, "Extension "+ext+" does not exist in domain "+domain+"; a reset would record it as failed and reset the others.")
 			case err != nil:
 				return err
 			default:
