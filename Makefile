@@ -2,7 +2,7 @@
 #
 #   make dev      the local stack in the foreground (API on 127.0.0.1:3000)
 #   make test     everything CI runs
-#   make token    a dev JWT for the local API (DOMAIN=, SCOPE=, SUB= to change it)
+#   make token    a dev JWT for the local API (DOMAIN=, SCOPE=, SUB=, DOMAINS= to change it)
 #   make fuzz     every fuzz target for FUZZTIME (10s) each
 #   make bench    one all-options job of USERS (200) users on the local stack, measured
 
@@ -12,6 +12,7 @@ GO    ?= go
 DOMAIN ?= niftywidgets
 SCOPE  ?= office_manager
 SUB    ?= 1003@$(DOMAIN)
+DOMAINS ?=
 USERS  ?= 200
 PROFILE ?= heavy
 
@@ -25,9 +26,10 @@ ASL_VALIDATOR := $(TOOLS)/node_modules/.bin/asl-validator
 dev: bin/local
 	bin/local dev
 
-## token: print a signed dev JWT for the local HTTP API
+## token: print a signed dev JWT for the local HTTP API; DOMAINS= (comma-separated) is a
+## reseller's domains claim, DOMAIN by default
 token: bin/local
-	@bin/local token -domain '$(DOMAIN)' -scope '$(SCOPE)' -sub '$(SUB)'
+	@bin/local token -domain '$(DOMAIN)' -scope '$(SCOPE)' -sub '$(SUB)' -domains '$(DOMAINS)'
 
 ## bench: seed USERS users (PROFILE=heavy or light), reset them all, print calls per user,
 ## depth, history, payload and cost figures; the last line is JSON

@@ -327,7 +327,7 @@ func measure(trace []localstack.TraceEntry, history []event, users, batch int, p
 	// each item in a transaction two. A user's Query reads its items strongly consistent:
 	// one read unit per 4 KB, about 150 bytes an item.
 	per := 1000.0
-	txItems := 3.0 // lock, profile, result per user; the counter is one per batch
+	txItems := 4.0 // lock, saved plan, profile, result per user; the counter is one per batch
 	wru := per * (float64(f.writesPer) + 1 /* setup link */ + 2*txItems)
 	rru := per * (math.Ceil(float64(f.writesPer+1)*150/4096) + 0.5 /* result read, eventually consistent */)
 	batches1000 := math.Ceil(per / float64(batch))

@@ -12,10 +12,12 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 	sfntypes "github.com/aws/aws-sdk-go-v2/service/sfn/types"
 
@@ -282,7 +284,8 @@ func TestPermanentErrorsAreNotRetried(t *testing.T) {
 }
 
 // A worker killed in the middle of a user's deletes, then retried by the state machine,
-// leaves the same end state as a clean run.
+// leaves the same end state as a clean run, and the same results: each user's status and
+// the counts of what was deleted.
 func TestCrashedWorkerConvergesToACleanRun(t *testing.T) {
 	crashed, clean := freshDomain(t, "crashed"), freshDomain(t, "clean")
 	users := []string{"1000", "1001", "1002", "1004", "1005", "1006", "1007", "1009"}
@@ -301,6 +304,15 @@ func TestCrashedWorkerConvergesToACleanRun(t *testing.T) {
 	k := runResetIn(t, tokenFor(t, clean), clean, map[string]any{"users": users, "options": allOptions, "confirm": true})
 	if k.Status != "SUCCEEDED" || k.Done != len(users) {
 		t.Errorf("clean job = %+v", k)
+	}
+	crashedResults, cleanResults := resultsOf(j), resultsOf(k)
+	if len(cleanResults) != len(users) {
+		t.Errorf("the clean job has %d results, want %d", len(cleanResults), len(users))
+	}
+	for _, ext := range users {
+		if got, want := crashedResults[ext], cleanResults[ext]; got != want {
+			t.Errorf("result of %s after the crash = %s, want the clean run's %s", ext, got, want)
+		}
 	}
 	after := takeSnapshot(t)
 	normalized := func(domain string) map[string]string {
@@ -322,6 +334,92 @@ func TestCrashedWorkerConvergesToACleanRun(t *testing.T) {
 	}
 	for _, c := range changes(b, a) {
 		t.Errorf("the crashed run differs from the clean one: %s", c)
+	}
+}
+
+// resultsOf is each user's result in a job, its status and deleted counts, by extension.
+func resultsOf(j job) map[string]string {
+	out := map[string]string{}
+	for _, u := range j.Users {
+		out[u.Extension] = u.Status + " " + fmt.Sprint(u.Deleted)
+	}
+	return out
+}
+
+// audioVersionsOf counts the versions and delete markers of a user's audio objects.
+func audioVersionsOf(t *testing.T, domain, ext string) int {
+	t.Helper()
+	n := 0
+	p := s3.NewListObjectVersionsPaginator(s3.NewFromConfig(stack.AWS), &s3.ListObjectVersionsInput{
+		Bucket: aws.String(stack.Resources.Buckets["Bucket"]), Prefix: aws.String("audio/" + domain + "/" + ext + "/"),
+	})
+	for p.HasMorePages() {
+		out, err := p.NextPage(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += len(out.Versions) + len(out.DeleteMarkers)
+	}
+	return n
+}
+
+// S3 failing a batch's audio deletes (503 SlowDown, more times than the SDK retries a
+// call) fails that try of the batch before any item is deleted; the state machine's
+// retry deletes every selected audio object and records the counts the preview showed.
+func TestFailedAudioDeletesLoseNoAudioAndNoCounts(t *testing.T) {
+	domain := freshDomain(t, "audiofail")
+	tok := tokenFor(t, domain)
+	users, untouched := []string{"1002", "1009"}, "1005"
+	var preview struct {
+		Users []struct {
+			Extension  string         `json:"extension"`
+			WillDelete map[string]int `json:"willDelete"`
+		} `json:"users"`
+	}
+	if status := doIn(t, tok, "POST", "/v1/domains/"+domain+"/resets:preview", map[string]any{"users": users, "options": allOptions}, &preview); status != http.StatusOK {
+		t.Fatalf("preview: status %d", status)
+	}
+	want := map[string]string{}
+	for _, u := range preview.Users {
+		want[u.Extension] = "reset " + fmt.Sprint(u.WillDelete)
+	}
+	for _, ext := range users {
+		if n := audioVersionsOf(t, domain, ext); n == 0 {
+			t.Fatalf("%s has no audio to delete: the test proves nothing", ext)
+		}
+	}
+	kept := audioVersionsOf(t, domain, untouched)
+
+	// The SDK tries a call 3 times, so the batch's first try fails; the retry's call
+	// fails once more, then the SDK gets it through.
+	const failures, sdkAttempts = 4, 3
+	var failed atomic.Int32
+	previous := stack.Faults()
+	stack.SetFaults(localstack.FaultFunc(func(c localstack.Call) *localstack.Fault {
+		if c.Service == "s3" && c.Operation == "DeleteObjects" && failed.Add(1) <= failures {
+			return &localstack.Fault{Delay: 300 * time.Millisecond, Status: http.StatusServiceUnavailable, Code: "SlowDown", Message: "Please reduce your request rate."}
+		}
+		return nil
+	}))
+	j := runResetIn(t, tok, domain, map[string]any{"users": users, "options": allOptions, "confirm": true})
+	stack.SetFaults(previous)
+	if failed.Load() < sdkAttempts {
+		t.Fatalf("DeleteObjects was called %d times: no try of the batch failed, the test proves nothing", failed.Load())
+	}
+	if j.Status != "SUCCEEDED" || j.Done != len(users) {
+		t.Errorf("job = %+v, want SUCCEEDED with every user done", j)
+	}
+	got := resultsOf(j)
+	for _, ext := range users {
+		if got[ext] != want[ext] {
+			t.Errorf("result of %s = %s, want the preview's %s", ext, got[ext], want[ext])
+		}
+		if n := audioVersionsOf(t, domain, ext); n != 0 {
+			t.Errorf("%d audio objects of %s are left", n, ext)
+		}
+	}
+	if n := audioVersionsOf(t, domain, untouched); n != kept {
+		t.Errorf("%s, not in the job, has %d audio objects, had %d", untouched, n, kept)
 	}
 }
 

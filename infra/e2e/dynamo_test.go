@@ -6,6 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+
 	"turnover/internal/reset"
 	"turnover/internal/turnover"
 )
@@ -193,5 +196,116 @@ func TestLockLetsOneJobIn(t *testing.T) {
 	}
 	if busy, err := store().LockUsers(ctx, domain, "job-new", []string{"2000"}, time.Minute); err != nil || busy["2000"] {
 		t.Errorf("an expired lock held the user: %v %v", busy, err)
+	}
+}
+
+// A job's saved plan comes back with the user's data until the job commits the user; it
+// is saved only while the job holds the lock, and a lapsed lock is a retryable error. A
+// plan another job left behind is removed by the commit of the job that took over.
+func TestSavedPlansComeBackUntilTheCommit(t *testing.T) {
+	ctx := context.Background()
+	const domain = "plantest"
+	seedDomain(t, domain, 2)
+	retryable := func(err error) bool {
+		return retry.IsErrorRetryables(retry.DefaultRetryables).IsErrorRetryable(err) == aws.TrueTernary
+	}
+	saved := func(ext string) *turnover.SavedPlan {
+		t.Helper()
+		data, _, err := store().LoadUserData(ctx, domain, ext)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return data.Saved
+	}
+	counts := map[string]int{"customContacts": 30, "voicemailMessages": 0}
+
+	if err := store().SavePlans(ctx, domain, []turnover.SavedPlan{{Extension: "2000", JobID: "job-p", Counts: counts}}); err == nil || !retryable(err) {
+		t.Errorf("saving without the lock: %v, want a retryable error", err)
+	}
+	if p := saved("2000"); p != nil {
+		t.Errorf("saved without the lock: %+v", p)
+	}
+
+	// job-p's lock lapses at once, so job-q can take 2000 over below.
+	if busy, err := store().LockUsers(ctx, domain, "job-p", []string{"2000", "2001"}, -time.Minute); err != nil || len(busy) != 0 {
+		t.Fatalf("lock: %v %v", busy, err)
+	}
+	err := store().SavePlans(ctx, domain, []turnover.SavedPlan{
+		{Extension: "2000", JobID: "job-p", Counts: counts}, {Extension: "2001", JobID: "job-p", Counts: map[string]int{}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := saved("2000"); p == nil || p.JobID != "job-p" || p.Extension != "2000" || fmt.Sprint(p.Counts) != fmt.Sprint(counts) {
+		t.Errorf("2000's saved plan = %+v, want job-p's with %v", p, counts)
+	}
+	if p := saved("2001"); p == nil || p.JobID != "job-p" || p.Counts == nil || len(p.Counts) != 0 {
+		t.Errorf("2001's saved plan = %+v, want job-p's with no counts", p)
+	}
+
+	// A commit that only unlocks removes the plan too.
+	if _, err := store().CommitResets(ctx, domain, "job-p", []turnover.ResetCommit{{Extension: "2001", Locked: true}}); err != nil {
+		t.Fatal(err)
+	}
+	if p := saved("2001"); p != nil {
+		t.Errorf("2001's plan after the unlock = %+v, want none", p)
+	}
+
+	// job-q takes 2000 over: job-p can no longer save, and job-q's commit removes job-p's plan.
+	if busy, err := store().LockUsers(ctx, domain, "job-q", []string{"2000"}, time.Minute); err != nil || busy["2000"] {
+		t.Fatalf("take over: %v %v", busy, err)
+	}
+	if err := store().SavePlans(ctx, domain, []turnover.SavedPlan{{Extension: "2000", JobID: "job-p", Counts: counts}}); err == nil || !retryable(err) {
+		t.Errorf("saving after the lock lapsed: %v, want a retryable error", err)
+	}
+	data, _, err := store().LoadUserData(ctx, domain, "2000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if data.Saved == nil || data.Saved.JobID != "job-p" {
+		t.Fatalf("2000's saved plan = %+v, want job-p's still", data.Saved)
+	}
+	if err := store().CreateJob(ctx, turnover.Job{Domain: domain, ID: "job-q", Status: turnover.JobRunning, Total: 1, CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	opts := turnover.ResetOptions{DeleteCustomContacts: true}
+	plan := reset.Plan(data, opts)
+	res := turnover.UserResult{Extension: "2000", Outcome: turnover.OutcomeReset, Deleted: plan.Counts(opts), At: time.Now()}
+	out, err := store().CommitResets(ctx, domain, "job-q", []turnover.ResetCommit{{Extension: "2000", Result: &res, Plan: &plan, Locked: true}})
+	if err != nil || len(out.Recorded) != 1 {
+		t.Fatalf("commit = %+v, %v", out, err)
+	}
+	if p := saved("2000"); p != nil {
+		t.Errorf("2000's plan after job-q's commit = %+v, want none", p)
+	}
+}
+
+// A commit whose job item is gone cannot count its results: it fails instead of trying
+// the same transaction again and again.
+func TestCommitWithoutItsJobFails(t *testing.T) {
+	ctx := context.Background()
+	const domain = "nojobtest"
+	seedDomain(t, domain, 1)
+	if busy, err := store().LockUsers(ctx, domain, "job-gone", []string{"2000"}, time.Minute); err != nil || len(busy) != 0 {
+		t.Fatalf("lock: %v %v", busy, err)
+	}
+	data, _, err := store().LoadUserData(ctx, domain, "2000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := reset.Plan(data, turnover.ResetOptions{})
+	res := turnover.UserResult{Extension: "2000", Outcome: turnover.OutcomeReset, At: time.Now()}
+	done := make(chan error, 1)
+	go func() {
+		_, err := store().CommitResets(ctx, domain, "job-gone", []turnover.ResetCommit{{Extension: "2000", Result: &res, Plan: &plan, Locked: true}})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("commit without a job item succeeded")
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("commit without a job item still running after 20 s")
 	}
 }

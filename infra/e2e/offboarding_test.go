@@ -14,10 +14,12 @@ import (
 )
 
 type offboarding struct {
-	ID     string  `json:"id"`
-	Status string  `json:"status"`
-	At     string  `json:"at"`
-	JobID  *string `json:"jobId"`
+	ID      string          `json:"id"`
+	Status  string          `json:"status"`
+	At      string          `json:"at"`
+	Users   []string        `json:"users"`
+	Options map[string]bool `json:"options"`
+	JobID   *string         `json:"jobId"`
 }
 
 func fire(t *testing.T, at time.Time) {
@@ -64,8 +66,13 @@ func TestOffboardingStartsAtItsTimeExactlyOnce(t *testing.T) {
 	var e struct {
 		Error struct{ Code, Message string }
 	}
-	if status := doIn(t, tok, "POST", "/v1/domains/"+domain+"/offboardings", map[string]any{"users": []string{"1007"}, "at": at.Add(time.Hour).Format(time.RFC3339)}, &e); status != 422 {
-		t.Errorf("a second offboarding of 1007: %d %+v, want 422", status, e)
+	if status := doIn(t, tok, "POST", "/v1/domains/"+domain+"/offboardings", map[string]any{"users": []string{"1006", "1007"}, "at": at.Add(time.Hour).Format(time.RFC3339)}, &e); status != 422 ||
+		e.Error.Message != "Extension 1007 is already in offboarding "+o.ID+", scheduled for "+at.UTC().Format(time.RFC3339)+"; cancel or move that one first." {
+		t.Errorf("a second offboarding of 1007: %d %+v, want 422 naming %s and its time", status, e, o.ID)
+	}
+	var free struct{ Offboarding *struct{ ID string } }
+	if doIn(t, tok, "GET", "/v1/domains/"+domain+"/users/1006", nil, &free); free.Offboarding != nil {
+		t.Errorf("the refused offboarding marked 1006: %+v", free.Offboarding)
 	}
 	var preview struct{ Users []struct{ Warnings []string } }
 	doIn(t, tok, "POST", "/v1/domains/"+domain+"/resets:preview", map[string]any{"users": []string{"1007"}}, &preview)
@@ -124,9 +131,16 @@ func TestCancelledAndMovedOffboardings(t *testing.T) {
 	if status := doIn(t, tok, "PATCH", "/v1/domains/"+domain+"/offboardings/"+moved.ID, map[string]any{"at": at.Add(time.Hour).Format(time.RFC3339)}, &o); status != 200 {
 		t.Fatalf("move: %d %+v", status, o)
 	}
+	starts := stack.Calls()["states.StartExecution"]
 	fire(t, at.Add(30*time.Minute))
 	if got := getOffboarding(t, tok, domain, cancelled.ID); got.Status != "cancelled" || got.JobID != nil {
 		t.Errorf("cancelled one = %+v", got)
+	}
+	if executionExists(t, stack, "off-"+cancelled.ID) {
+		t.Errorf("the cancelled offboarding's job off-%s has an execution", cancelled.ID)
+	}
+	if n := stack.Calls()["states.StartExecution"] - starts; n != 0 {
+		t.Errorf("%d executions started at the cancelled one's time, want none", n)
 	}
 	if got := getOffboarding(t, tok, domain, moved.ID); got.Status != "scheduled" {
 		t.Errorf("moved one fired at its old time: %+v", got)
@@ -137,6 +151,13 @@ func TestCancelledAndMovedOffboardings(t *testing.T) {
 		t.Fatalf("moved one did not fire at its new time: %+v", got)
 	}
 	waitJob(t, tok, domain, *got.JobID)
+	if got := getOffboarding(t, tok, domain, cancelled.ID); got.Status != "cancelled" || got.JobID != nil || executionExists(t, stack, "off-"+cancelled.ID) {
+		t.Errorf("after a later firing the cancelled one = %+v or has an execution", got)
+	}
+	var e404 struct{ Error struct{ Code string } }
+	if status := doIn(t, tok, "GET", "/v1/domains/"+domain+"/resets/off-"+cancelled.ID, nil, &e404); status != 404 {
+		t.Errorf("the cancelled one's job: %d %+v, want 404", status, e404)
+	}
 	var list struct{ Offboardings []offboarding }
 	doIn(t, tok, "GET", "/v1/domains/"+domain+"/offboardings?status=cancelled", nil, &list)
 	if len(list.Offboardings) != 1 || list.Offboardings[0].ID != cancelled.ID {
@@ -156,17 +177,21 @@ func TestCancelledAndMovedOffboardings(t *testing.T) {
 func TestOffboardingImport(t *testing.T) {
 	domain := freshDomain(t, "offi")
 	tok := tokenFor(t, domain)
-	at := time.Now().Add(2 * time.Hour).Format(time.RFC3339)
+	at := time.Now().Add(2 * time.Hour).Truncate(time.Second).UTC()
+	want := at.Format(time.RFC3339)
+	east := at.In(time.FixedZone("EST", -5*3600)).Format(time.RFC3339) // the same time
 	csv := strings.Join([]string{
 		"extension,at,firstName,lastName,email,department",
-		"1007," + at + ",Ann,Lee,ann.lee@example.com,Sales",
-		"10x7," + at,
-		"1004,2020-01-01T00:00:00Z",
-		"4242," + at,
-		"1005," + at + ",Bo,,not-an-email,",
-		"1001," + at,
+		"1007," + east + ",Ann,Lee,ann.lee@example.com,Sales", // 2
+		"10x7," + want,                                        // 3
+		"1004,2020-01-01T00:00:00Z",                           // 4
+		"4242," + want,                                        // 5
+		"1005," + want + ",Bo,,not-an-email,",                 // 6
+		"1001," + want,                                        // 7
+		"1007," + at.Add(time.Hour).Format(time.RFC3339),      // 8: 1007 is in line 2's offboarding
+		"1002," + want + ",Kay,Lee,kay@example.com,Ops,extra", // 9
 	}, "\n") + "\n"
-	req, _ := http.NewRequest("POST", stack.APIURL+"/v1/domains/"+domain+"/offboardings:import?options=deleteVoicemailMessages", strings.NewReader(csv))
+	req, _ := http.NewRequest("POST", stack.APIURL+"/v1/domains/"+domain+"/offboardings:import?options=deleteVoicemailMessages&sendWelcomeEmail=true", strings.NewReader(csv))
 	req.Header.Set("Authorization", "Bearer "+tok)
 	req.Header.Set("Content-Type", "text/csv")
 	req.Header.Set("Idempotency-Key", "import-"+domain)
@@ -185,21 +210,52 @@ func TestOffboardingImport(t *testing.T) {
 	if err := jsonDecode(resp, &out); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("import: %d %v", resp.StatusCode, err)
 	}
-	if len(out.Scheduled) != 2 {
-		t.Errorf("scheduled %d, want the 2 good rows", len(out.Scheduled))
+
+	var scheduled []string
+	for _, o := range out.Scheduled {
+		scheduled = append(scheduled, fmt.Sprintf("%v %s %s recycle=%v vm=%v", o.Users, o.At, o.Status, o.Options["recycle"], o.Options["deleteVoicemailMessages"]))
 	}
-	var lines []int
+	wantScheduled := []string{
+		fmt.Sprintf("[1007] %s scheduled recycle=true vm=true", want),
+		fmt.Sprintf("[1001] %s scheduled recycle=false vm=true", want),
+	}
+	if fmt.Sprint(scheduled) != fmt.Sprint(wantScheduled) {
+		t.Errorf("scheduled:\n%s\nwant:\n%s", strings.Join(scheduled, "\n"), strings.Join(wantScheduled, "\n"))
+	}
+	if len(out.Scheduled) != 2 {
+		t.Fatalf("scheduled %d offboardings, want 2", len(out.Scheduled))
+	}
+	var reasons []string
 	for _, e := range out.Errors {
-		lines = append(lines, e.Line)
-		if e.Reason == "" {
-			t.Errorf("line %d has no reason", e.Line)
+		reasons = append(reasons, fmt.Sprintf("%d: %s", e.Line, e.Reason))
+	}
+	wantReasons := []string{
+		`3: "10x7" is not an extension: use 2 to 10 digits.`,
+		"4: at must be in the future.",
+		"5: Domain " + domain + " has no extension 4242; nothing was scheduled.",
+		"6: lastName is required.",
+		"8: Extension 1007 is already in offboarding " + out.Scheduled[0].ID + ", scheduled for " + want + "; cancel or move that one first.",
+		"9: The row has 7 fields but the header names 6 columns.",
+	}
+	if fmt.Sprint(reasons) != fmt.Sprint(wantReasons) {
+		t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(reasons, "\n"), strings.Join(wantReasons, "\n"))
+	}
+
+	// Each scheduled user shows its offboarding; a refused one shows none.
+	for ext, id := range map[string]string{"1007": out.Scheduled[0].ID, "1001": out.Scheduled[1].ID, "1002": "", "1005": ""} {
+		var u struct {
+			Offboarding *struct{ ID, At string }
+		}
+		if status := doIn(t, tok, "GET", "/v1/domains/"+domain+"/users/"+ext, nil, &u); status != 200 {
+			t.Fatalf("get %s: %d", ext, status)
+		}
+		switch {
+		case id == "" && u.Offboarding != nil:
+			t.Errorf("%s is in offboarding %+v, want none", ext, u.Offboarding)
+		case id != "" && (u.Offboarding == nil || u.Offboarding.ID != id || u.Offboarding.At != want):
+			t.Errorf("%s is in offboarding %+v, want %s at %s", ext, u.Offboarding, id, want)
 		}
 	}
-	if fmt.Sprint(lines) != "[3 4 5 6]" {
-		t.Errorf("bad lines = %v (%+v), want [3 4 5 6]", lines, out.Errors)
-	}
-	var u user
-	doIn(t, tok, "GET", "/v1/domains/"+domain+"/users/1001", nil, &u)
 }
 
 // executions counts the reset state machine's executions.

@@ -106,8 +106,9 @@ func changes(before, after snapshot) []string {
 }
 
 // expectedChanges is what resetting ext of domain with opts must change, worked out from
-// the seeded demo data independently of the reset engine.
-func expectedChanges(domain, ext string, opts turnover.ResetOptions) []string {
+// the seeded demo data independently of the reset engine. A recycle row, when given,
+// puts its new name into the directory.
+func expectedChanges(domain, ext string, opts turnover.ResetOptions, row *turnover.NewIdentity) []string {
 	var d turnover.UserData
 	for _, u := range demo.UsersOf(domain) {
 		if u.User.Extension == ext {
@@ -118,6 +119,9 @@ func expectedChanges(domain, ext string, opts turnover.ResetOptions) []string {
 	out := []string{
 		"~ " + pk + "PROFILE",
 		"- item DIR#" + domain + " " + turnover.DirectoryDigits(d.User.FirstName, d.User.LastName) + "#" + ext,
+	}
+	if opts.Recycle && row != nil {
+		out = append(out, "+ item DIR#"+domain+" "+turnover.DirectoryDigits(row.FirstName, row.LastName)+"#"+ext)
 	}
 	for _, dev := range d.Devices {
 		if dev.Kind == turnover.DeviceSoftPhone || opts.RemoveDeviceLines {
@@ -174,31 +178,76 @@ func optionsJSON(o turnover.ResetOptions) map[string]any {
 	return m
 }
 
+// previewOf asks for the confirmation screen of a reset body and returns, per extension,
+// what it says each selected option would delete.
+func previewOf(t *testing.T, tok, domain string, body map[string]any) map[string]map[string]int {
+	t.Helper()
+	var preview struct {
+		Users []struct {
+			Extension  string
+			Found      bool
+			WillDelete map[string]int
+		}
+	}
+	req := maps.Clone(body)
+	delete(req, "confirm")
+	if status := doIn(t, tok, "POST", "/v1/domains/"+domain+"/resets:preview", req, &preview); status != 200 {
+		t.Fatalf("preview: %d", status)
+	}
+	out := map[string]map[string]int{}
+	for _, u := range preview.Users {
+		if !u.Found {
+			t.Fatalf("the preview does not find %s", u.Extension)
+		}
+		out[u.Extension] = u.WillDelete
+	}
+	return out
+}
+
 func TestEachOptionDeletesExactlyItsData(t *testing.T) {
+	// 1009 as seeded: 5 messages, 3 greetings, 3 rules, 2 contacts, 1 DID, and three
+	// devices (desk phone line, soft phone, mobile app).
+	ann := &turnover.NewIdentity{Extension: "1009", FirstName: "Ann", LastName: "Lee", Email: "ann.lee@example.com", Department: "Sales"}
 	tests := []struct {
-		name string
-		opts turnover.ResetOptions
+		name    string
+		opts    turnover.ResetOptions
+		row     *turnover.NewIdentity // the request's recycle row
+		deleted map[string]int        // the counts the preview and the job must show
 	}{
-		{"none", turnover.ResetOptions{}},
-		{"deleteVoicemailMessages", turnover.ResetOptions{DeleteVoicemailMessages: true}},
-		{"deleteVoicemailGreetings", turnover.ResetOptions{DeleteVoicemailGreetings: true}},
-		{"deleteAnsweringRules", turnover.ResetOptions{DeleteAnsweringRules: true}},
-		{"deleteCustomContacts", turnover.ResetOptions{DeleteCustomContacts: true}},
-		{"unassignPhoneNumbers", turnover.ResetOptions{UnassignPhoneNumbers: true}},
-		{"removeDeviceLines", turnover.ResetOptions{RemoveDeviceLines: true}},
+		{"none", turnover.ResetOptions{}, nil, map[string]int{}},
+		{"deleteVoicemailMessages", turnover.ResetOptions{DeleteVoicemailMessages: true}, nil, map[string]int{"voicemailMessages": 5}},
+		{"deleteVoicemailGreetings", turnover.ResetOptions{DeleteVoicemailGreetings: true}, nil, map[string]int{"voicemailGreetings": 3}},
+		{"deleteAnsweringRules", turnover.ResetOptions{DeleteAnsweringRules: true}, nil, map[string]int{"answeringRules": 3}},
+		{"deleteCustomContacts", turnover.ResetOptions{DeleteCustomContacts: true}, nil, map[string]int{"customContacts": 2}},
+		{"unassignPhoneNumbers", turnover.ResetOptions{UnassignPhoneNumbers: true}, nil, map[string]int{"phoneNumbers": 1}},
+		{"removeDeviceLines", turnover.ResetOptions{RemoveDeviceLines: true}, nil, map[string]int{"deviceLines": 3}},
+		{"recycle", turnover.ResetOptions{Recycle: true}, ann, map[string]int{}},
 		{"all", turnover.ResetOptions{DeleteVoicemailMessages: true, DeleteVoicemailGreetings: true, DeleteAnsweringRules: true,
-			DeleteCustomContacts: true, UnassignPhoneNumbers: true, RemoveDeviceLines: true}},
+			DeleteCustomContacts: true, UnassignPhoneNumbers: true, RemoveDeviceLines: true}, nil,
+			map[string]int{"voicemailMessages": 5, "voicemailGreetings": 3, "answeringRules": 3, "customContacts": 2, "phoneNumbers": 1, "deviceLines": 3}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			domain := freshDomain(t, "opt")
 			tok := tokenFor(t, domain)
+			body := map[string]any{"users": []string{"1009"}, "options": optionsJSON(tt.opts), "confirm": true}
+			if tt.row != nil {
+				body["recycle"] = []map[string]any{{"extension": tt.row.Extension, "firstName": tt.row.FirstName, "lastName": tt.row.LastName,
+					"email": tt.row.Email, "department": tt.row.Department}}
+			}
 			before := takeSnapshot(t)
-			j := runResetIn(t, tok, domain, map[string]any{"users": []string{"1009"}, "options": optionsJSON(tt.opts), "confirm": true})
+			preview := previewOf(t, tok, domain, body)["1009"]
+			if !maps.Equal(preview, tt.deleted) {
+				t.Errorf("preview shows %v, want %v", preview, tt.deleted)
+			}
+			j := runResetIn(t, tok, domain, body)
 			if j.Status != "SUCCEEDED" || j.Done != 1 {
 				t.Fatalf("job = %+v", j)
 			}
-			got, want := changes(before, takeSnapshot(t)), expectedChanges(domain, "1009", tt.opts)
+			if !maps.Equal(j.Users[0].Deleted, preview) || !maps.Equal(j.Users[0].Deleted, tt.deleted) {
+				t.Errorf("result deleted = %v; the preview showed %v, want %v", j.Users[0].Deleted, preview, tt.deleted)
+			}
+			got, want := changes(before, takeSnapshot(t)), expectedChanges(domain, "1009", tt.opts, tt.row)
 			if !slices.Equal(got, want) {
 				t.Errorf("the reset changed\n  %s\nwant exactly\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
 			}
@@ -207,15 +256,19 @@ func TestEachOptionDeletesExactlyItsData(t *testing.T) {
 				t.Fatal(err)
 			}
 			u := data.User
-			if u.FirstName+u.LastName+u.Email+u.PasswordHash+u.VoicemailPINHash != "" || u.Status != turnover.StatusSetupRequired {
-				t.Errorf("profile after reset = %+v", u)
+			var wantName turnover.NewIdentity // a reset leaves no name, a recycle row's name
+			if tt.row != nil {
+				wantName = *tt.row
+			}
+			if u.FirstName != wantName.FirstName || u.LastName != wantName.LastName || u.Email != wantName.Email ||
+				u.PasswordHash+u.VoicemailPINHash != "" || u.Status != turnover.StatusSetupRequired {
+				t.Errorf("profile after reset = %+v, want %q %q %q waiting for setup, with no password or PIN", u, wantName.FirstName, wantName.LastName, wantName.Email)
+			}
+			if tt.row != nil && (u.Department != tt.row.Department || j.Users[0].Status != "recycled") {
+				t.Errorf("department %q, result %q; want %q and recycled", u.Department, j.Users[0].Status, tt.row.Department)
 			}
 			if tt.opts.DeleteAnsweringRules && (len(data.Rules) != 1 || !data.Rules[0].Default || data.Rules[0].Action != reset.DefaultRule.Action) {
 				t.Errorf("rules = %+v, want exactly the default rule", data.Rules)
-			}
-			wantDeleted := reset.Plan(demo.UsersOf(domain)[8], tt.opts).Counts(tt.opts)
-			if !maps.Equal(j.Users[0].Deleted, wantDeleted) {
-				t.Errorf("result deleted = %v, want %v", j.Users[0].Deleted, wantDeleted)
 			}
 		})
 	}
@@ -496,5 +549,170 @@ func TestVersionedBucketLeavesNoAudio(t *testing.T) {
 	kept, err := api.ListObjectVersions(ctx, &s3.ListObjectVersionsInput{Bucket: bucket, Prefix: aws.String("audio/" + domain + "/1002/")})
 	if err != nil || len(kept.Versions) != 8 {
 		t.Errorf("1002's audio: %d versions (%v), want its 8 objects untouched", len(kept.Versions), err)
+	}
+}
+
+// phonesOf lists a domain's desk phones through the API.
+func phonesOf(t *testing.T, tok, domain string) []turnover.Phone {
+	t.Helper()
+	var body struct {
+		Phones []struct {
+			MAC, Model, Label string
+			Lines             []string
+		}
+	}
+	if status := doIn(t, tok, "GET", "/v1/domains/"+domain+"/phones", nil, &body); status != 200 {
+		t.Fatalf("phones: %d", status)
+	}
+	phones := make([]turnover.Phone, len(body.Phones))
+	for i, p := range body.Phones {
+		if p.Lines == nil {
+			t.Errorf("phone %s has lines null, want a list", p.MAC)
+		}
+		phones[i] = turnover.Phone{MAC: p.MAC, Model: p.Model, Label: p.Label, Lines: p.Lines}
+	}
+	return phones
+}
+
+// Hoban (1001) and Zoe (1006) share the conference-room phone. Removing Hoban's device
+// lines takes his lines off both his desk phone and the shared one; both phones stay in
+// the inventory, and Zoe's line stays on the shared phone.
+func TestRemoveDeviceLinesKeepsSharedPhones(t *testing.T) {
+	domain := freshDomain(t, "phones")
+	tok := tokenFor(t, domain)
+	const hobansDesk, shared = "00:04:f2:00:10:01", "00:04:f2:00:20:01"
+	before := phonesOf(t, tok, domain)
+	if got, want := fmt.Sprint(before), fmt.Sprint(demo.Phones()); got != want {
+		t.Fatalf("phones as seeded = %s\nwant %s", got, want)
+	}
+	// What the reset may change, from the seed: the inventory lists Hoban's lines nowhere
+	// else, and the shared phone carries Zoe's line too.
+	want := demo.Phones()
+	for i, p := range want {
+		want[i].Lines = slices.DeleteFunc(slices.Clone(p.Lines), func(ext string) bool { return ext == "1001" })
+		switch p.MAC {
+		case hobansDesk:
+			if fmt.Sprint(want[i].Lines) != "[]" {
+				t.Fatalf("Hoban's desk phone is seeded with lines %v besides his", want[i].Lines)
+			}
+		case shared:
+			if fmt.Sprint(want[i].Lines) != "[1006]" {
+				t.Fatalf("the shared phone is seeded with lines %v besides Hoban's, want Zoe's", want[i].Lines)
+			}
+		}
+	}
+
+	opts := turnover.ResetOptions{RemoveDeviceLines: true}
+	body := map[string]any{"users": []string{"1001"}, "options": optionsJSON(opts), "confirm": true}
+	snapBefore := takeSnapshot(t)
+	preview := previewOf(t, tok, domain, body)["1001"]
+	j := runResetIn(t, tok, domain, body)
+	if j.Status != "SUCCEEDED" || j.Done != 1 {
+		t.Fatalf("job = %+v", j)
+	}
+	// Desk line, conference-room line, soft phone and mobile app.
+	if want := map[string]int{"deviceLines": 4}; !maps.Equal(preview, want) || !maps.Equal(j.Users[0].Deleted, want) {
+		t.Errorf("deleted %v, preview %v; want %v", j.Users[0].Deleted, preview, want)
+	}
+	snapAfter := takeSnapshot(t)
+	if got, want := changes(snapBefore, snapAfter), expectedChanges(domain, "1001", opts, nil); !slices.Equal(got, want) {
+		t.Errorf("the reset changed\n  %s\nwant exactly\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+	}
+	// Zoe's items, the conference-room line among them, item for item as they were.
+	zoe := "item USER#" + domain + "#1006 "
+	n := 0
+	for k, v := range snapBefore {
+		if strings.HasPrefix(k, zoe) {
+			n++
+			if snapAfter[k] != v {
+				t.Errorf("%s changed:\n  %s\n  %s", k, v, snapAfter[k])
+			}
+		}
+	}
+	if snapBefore[zoe+"DEV#conf"] == "" || n < 10 {
+		t.Errorf("Zoe's snapshot has %d items and conference line %q; the seed is not what this test expects", n, snapBefore[zoe+"DEV#conf"])
+	}
+
+	if got := phonesOf(t, tok, domain); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("phones after the reset = %v\nwant %v", got, want)
+	}
+}
+
+// The scenario: a reset of 1002 with only deleteVoicemailMessages deletes the
+// messages and what every reset removes, nothing else of 1002's and nothing of 1001's;
+// the job counts what the preview showed.
+func TestOnlyVoicemailMessagesGo(t *testing.T) {
+	ctx := context.Background()
+	domain := freshDomain(t, "onlyvm")
+	tok := tokenFor(t, domain)
+	lookup := func() string {
+		var dir struct{ Entries []struct{ Extension string } }
+		if status := doIn(t, tok, "GET", "/v1/domains/"+domain+"/directory?digits=3793", nil, &dir); status != 200 {
+			t.Fatalf("directory: %d", status)
+		}
+		var exts []string
+		for _, e := range dir.Entries {
+			exts = append(exts, e.Extension)
+		}
+		return fmt.Sprint(exts)
+	}
+	load := func(ext string) turnover.UserData {
+		d, _, err := store().LoadUserData(ctx, domain, ext)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	if got := lookup(); got != "[1002]" {
+		t.Fatalf("Frye's digits before the reset find %s, want [1002]", got)
+	}
+	kaylee, hoban := load("1002"), load("1001")
+	if len(kaylee.Voicemail) != 5 || len(kaylee.Greetings) != 3 || len(kaylee.Rules) != 3 || len(kaylee.Contacts) != 2 || len(kaylee.Devices) != 3 {
+		t.Fatalf("1002 as seeded: %d messages, %d greetings, %d rules, %d contacts, %d devices; want 5, 3, 3, 2, 3",
+			len(kaylee.Voicemail), len(kaylee.Greetings), len(kaylee.Rules), len(kaylee.Contacts), len(kaylee.Devices))
+	}
+	snapBefore := takeSnapshot(t)
+
+	opts := turnover.ResetOptions{DeleteVoicemailMessages: true}
+	body := map[string]any{"users": []string{"1002"}, "options": optionsJSON(opts), "confirm": true}
+	preview := previewOf(t, tok, domain, body)["1002"]
+	if want := map[string]int{"voicemailMessages": 5}; !maps.Equal(preview, want) {
+		t.Errorf("preview of 1002 = %v, want %v", preview, want)
+	}
+	j := runResetIn(t, tok, domain, body)
+	if j.Status != "SUCCEEDED" || j.Done != 1 || j.Users[0].Extension != "1002" {
+		t.Fatalf("job = %+v", j)
+	}
+	if got := j.Users[0].Deleted; got["voicemailMessages"] != preview["voicemailMessages"] || !maps.Equal(got, preview) {
+		t.Errorf("the job deleted %v, the preview showed %v", got, preview)
+	}
+
+	after := load("1002")
+	if len(after.Voicemail) != 0 {
+		t.Errorf("1002 still has %d messages", len(after.Voicemail))
+	}
+	same := func(what string, got, want any) {
+		t.Helper()
+		if fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", want) {
+			t.Errorf("1002's %s changed:\n  %+v\nwant\n  %+v", what, got, want)
+		}
+	}
+	same("greetings", after.Greetings, kaylee.Greetings)
+	same("rules", after.Rules, kaylee.Rules)
+	same("contacts", after.Contacts, kaylee.Contacts)
+	same("numbers", after.Numbers, kaylee.Numbers)
+	same("devices", after.Devices, slices.DeleteFunc(slices.Clone(kaylee.Devices), func(d turnover.Device) bool { return d.Kind == turnover.DeviceSoftPhone }))
+	u := after.User
+	if u.FirstName+u.LastName+u.Email+u.PasswordHash+u.VoicemailPINHash != "" || u.Status != turnover.StatusSetupRequired || u.Department != kaylee.User.Department {
+		t.Errorf("1002's profile after the reset = %+v", u)
+	}
+	if got := load("1001"); fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", hoban) {
+		t.Errorf("1001 changed:\n  %+v\nwant\n  %+v", got, hoban)
+	}
+	if got, want := changes(snapBefore, takeSnapshot(t)), expectedChanges(domain, "1002", opts, nil); !slices.Equal(got, want) {
+		t.Errorf("the reset changed\n  %s\nwant exactly\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+	}
+	if got := lookup(); got != "[]" {
+		t.Errorf("Frye's digits after the reset find %s", got)
 	}
 }

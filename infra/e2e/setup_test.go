@@ -2,6 +2,7 @@ package e2e_test
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -308,4 +309,191 @@ func TestRecyclingAgainKillsOlderLinks(t *testing.T) {
 	if len(dir.Entries) != 2 { // the demo's Inara at 1000, and 1006 now
 		t.Errorf("directory at Serra = %+v", dir.Entries)
 	}
+}
+
+// The mail markers' conditions on the real table: a lease keeps a mail for its sender
+// until it runs out or is released; "sent" keeps it for good; a release ends only the
+// lease it names and never a "sent" marker.
+func TestMailMarkersOnTheRealStore(t *testing.T) {
+	ctx := context.Background()
+	s := store()
+	domain := freshDomain(t, "markers")
+	now := time.Now().Truncate(time.Second)
+	lease := now.Add(2 * time.Minute)
+	claim := func(scope string, at, until time.Time) (bool, error) {
+		return s.ClaimMailMarker(ctx, domain, scope, "1006", at, until)
+	}
+	step := func(what string, claimed bool, err error, wantClaimed, wantErr bool) {
+		t.Helper()
+		if claimed != wantClaimed || (err != nil) != wantErr {
+			t.Errorf("%s: claimed %v, err %v; want claimed %v, an error %v", what, claimed, err, wantClaimed, wantErr)
+		}
+	}
+	c, err := claim("lapse", now, lease)
+	step("first claim", c, err, true, false)
+	c, err = claim("lapse", now.Add(time.Minute), now.Add(3*time.Minute))
+	step("a claim while the lease runs", c, err, false, true)
+	if err := s.ReleaseMailMarker(ctx, domain, "lapse", "1006", lease.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	c, err = claim("lapse", now.Add(time.Minute), now.Add(3*time.Minute))
+	step("a claim after releasing another lease", c, err, false, true)
+	c, err = claim("lapse", lease, lease.Add(2*time.Minute))
+	step("a claim once the lease ran out", c, err, true, false)
+
+	c, err = claim("release", now, lease)
+	step("first claim", c, err, true, false)
+	if err := s.ReleaseMailMarker(ctx, domain, "release", "1006", lease); err != nil {
+		t.Fatal(err)
+	}
+	c, err = claim("release", now, lease)
+	step("a claim after the release", c, err, true, false)
+
+	if err := s.MarkMailSent(ctx, domain, "release", "1006", now.Add(30*24*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ReleaseMailMarker(ctx, domain, "release", "1006", lease); err != nil {
+		t.Fatal(err)
+	}
+	c, err = claim("release", now.Add(24*time.Hour), now.Add(24*time.Hour+2*time.Minute))
+	step("a claim of a sent mail, after a late release", c, err, false, false)
+}
+
+// inviteDirect issues a link through the setup service on the real table, bypassing the
+// mail queue, and returns it.
+func inviteDirect(t *testing.T, domain, ext string, purpose turnover.LinkPurpose) *url.URL {
+	t.Helper()
+	var last string
+	mailer := mailerFunc(func(_ context.Context, _, _, text, _ string) error { last = text; return nil })
+	svc := setup.New(store(), mailer, secrets{}, setup.Config{PortalURL: stack.APIURL, Brand: "turnover", LinkTTL: time.Hour})
+	if _, err := svc.Invite(context.Background(), setup.Invitation{Domain: domain, Extension: ext, Email: "x@example.com", Purpose: purpose, Scope: rand.Text()}); err != nil {
+		t.Fatal(err)
+	}
+	link, err := url.Parse(linkPattern.FindString(last))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return link
+}
+
+func withToken(link *url.URL, token string) *url.URL {
+	l := *link
+	q := l.Query()
+	q.Set("auth_code", token)
+	l.RawQuery = q.Encode()
+	return &l
+}
+
+// Failed attempts are limited atomically, on the setup page as in the setup: of many bad
+// attempts at once, no more than the limit (10) are checked, and after them even the
+// good token is refused; the refusal is the same for an unknown user.
+func TestSetupAttemptsAreLimited(t *testing.T) {
+	domain := freshDomain(t, "attempts")
+	tok := tokenFor(t, domain)
+	bad := strings.Repeat("B", 43)
+
+	link := inviteDirect(t, domain, "1006", turnover.LinkWelcome)
+	var wg sync.WaitGroup
+	statuses := make([]int, 30)
+	for i := range statuses {
+		wg.Go(func() { statuses[i], _ = complete(t, withToken(link, bad), "tangerine-sofa-42", "2580") })
+	}
+	wg.Wait()
+	count := map[int]int{}
+	for _, s := range statuses {
+		count[s]++
+	}
+	if count[400] != 10 || count[429] != 20 {
+		t.Errorf("30 bad setups at once: %v, want 10 checked (400) and 20 refused unchecked (429)", count)
+	}
+	status, limited := complete(t, link, "tangerine-sofa-42", "2580")
+	if status != 429 {
+		t.Errorf("the good token after them: %d %s, want 429", status, limited)
+	}
+	var u user
+	doIn(t, tok, "GET", "/v1/domains/"+domain+"/users/1006", nil, &u)
+	if u.Status != "setup_required" {
+		t.Errorf("1006 = %s after the limit, want setup_required", u.Status)
+	}
+
+	// The page counts as the setup does.
+	page := inviteDirect(t, domain, "1005", turnover.LinkWelcome)
+	for range 10 {
+		if status, _, _ := openPage(t, withToken(page, bad)); status != 400 {
+			t.Fatalf("the page with a bad token: %d, want 400", status)
+		}
+	}
+	if status, body, _ := openPage(t, page); status != 429 || strings.Contains(body, "<form") {
+		t.Errorf("the page with the good token after 10 bad ones: %d, want 429 and no form", status)
+	}
+	if status, _ := complete(t, page, "tangerine-sofa-42", "2580"); status != 429 {
+		t.Errorf("setup after 10 bad page openings: %d, want 429", status)
+	}
+
+	// An unknown user is refused alike.
+	unknown := *link
+	q := unknown.Query()
+	q.Set("username", setup.Username("1099", domain))
+	unknown.RawQuery = q.Encode()
+	var unknownStatus int
+	var unknownBody string
+	for range 11 {
+		unknownStatus, unknownBody = complete(t, &unknown, "tangerine-sofa-42", "2580")
+	}
+	if unknownStatus != status || unknownBody != limited {
+		t.Errorf("an unknown user past the limit: %d %s; want %d %s as for a known one", unknownStatus, unknownBody, status, limited)
+	}
+}
+
+// force_password_reset of a user who has not finished setup: the older link dies, the
+// user stays setup_required, and the mail asked for is a welcome link that needs a PIN;
+// a recovery link of such a user, however made, does not work.
+func TestForcePasswordResetOfAUserWaitingForSetup(t *testing.T) {
+	domain := freshDomain(t, "forced")
+	tok := tokenFor(t, domain)
+	var res struct {
+		Results []struct{ Extension, Status, Email string }
+	}
+	// 1006 (Zoe Washburne) waits for setup in the demo domain.
+	older := inviteDirect(t, domain, "1006", turnover.LinkWelcome)
+	if status := doIn(t, tok, "POST", "/v1/domains/"+domain+"/bulk-actions", map[string]any{"action": "force_password_reset", "users": []string{"1006"}}, &res); status != 200 || res.Results[0].Status != "done" || res.Results[0].Email != "not_requested" {
+		t.Fatalf("force password reset: %d %+v", status, res)
+	}
+	if status, _ := complete(t, older, "tangerine-sofa-42", "2580"); status != 400 {
+		t.Errorf("a link sent before the forced reset still works: %d", status)
+	}
+	// A recovery link of a user without a PIN, as an older version could send: refused.
+	recovery := inviteDirect(t, domain, "1006", turnover.LinkRecovery)
+	if status, _ := complete(t, recovery, "tangerine-sofa-42", ""); status != 400 {
+		t.Errorf("a recovery link of 1006, who has no PIN: %d, want 400", status)
+	}
+	if status := doIn(t, tok, "POST", "/v1/domains/"+domain+"/bulk-actions", map[string]any{"action": "force_password_reset", "users": []string{"1006"}, "sendRecoveryEmail": true}, &res); status != 200 || res.Results[0].Status != "done" || res.Results[0].Email != "queued_welcome" {
+		t.Fatalf("force password reset with mail: %d %+v", status, res)
+	}
+	var u user
+	doIn(t, tok, "GET", "/v1/domains/"+domain+"/users/1006", nil, &u)
+	if u.Status != "setup_required" {
+		t.Errorf("1006 after a forced reset = %s, want setup_required", u.Status)
+	}
+	m, link := mailTo(t, "zoe.washburne@"+domain+".example")
+	if !strings.HasPrefix(m.Subject, "Welcome") {
+		t.Errorf("subject %q, want a welcome mail", m.Subject)
+	}
+	if status, page, _ := openPage(t, link); status != 200 || !strings.Contains(page, `name="voicemail_pin"`) {
+		t.Errorf("the mailed link's page: %d, asks for a PIN: %v", status, strings.Contains(page, `name="voicemail_pin"`))
+	}
+	if status, _ := complete(t, link, "tangerine-sofa-42", ""); status != 400 {
+		t.Errorf("setup without a PIN: %d, want 400", status)
+	}
+	if status, body := complete(t, link, "tangerine-sofa-42", "2580"); status != 200 {
+		t.Fatalf("setup: %d %s", status, body)
+	}
+	data, _, err := store().LoadUserData(context.Background(), domain, "1006")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := secret.Verify("2580", data.User.VoicemailPINHash); !ok || data.User.Status != turnover.StatusActive {
+		t.Errorf("1006 after setup: %s, PIN set %v", data.User.Status, ok)
+	}
+
 }

@@ -32,6 +32,7 @@ import (
 	"turnover/infra/localstack"
 	"turnover/internal/app"
 	"turnover/internal/demo"
+	"turnover/internal/turnover"
 )
 
 const defaultKeyFile = ".local/jwt-key.pem"
@@ -193,23 +194,33 @@ func token(args []string, stdout, stderr io.Writer) error {
 	dir := fs.String("dir", ".", "repository root holding template.yaml")
 	key := fs.String("key", "", "PEM RSA key that signs dev tokens, made if missing (default <dir>/"+defaultKeyFile+")")
 	domain := fs.String("domain", localstack.DefaultDomain, "domain claim")
-	scope := fs.String("scope", localstack.DefaultScope, "scope claim")
+	scope := fs.String("scope", localstack.DefaultScope, "scope claim: one of "+strings.Join(scopes, ", "))
 	sub := fs.String("sub", "", "subject claim (default 1003@<domain>)")
-	domains := fs.String("domains", "", "comma-separated domains claim, for resellers")
+	domains := fs.String("domains", "", "comma-separated domains claim, the domains a reseller acts on (default for a reseller: -domain)")
 	ttl := fs.Duration("ttl", localstack.DefaultTokenTTL, "lifetime of the token")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	a, err := localstack.DefaultJWTAuthorizer(*dir, nil)
-	if err != nil {
-		return err
-	}
-	c := localstack.TokenClaims{Subject: *sub, Domain: *domain, Scope: *scope, TTL: *ttl}
-	if *domains != "" {
-		c.Domains = strings.Split(*domains, ",")
+	if !turnover.Scope(*scope).Valid() {
+		return fmt.Errorf("unknown -scope %q: use one of %s", *scope, strings.Join(scopes, ", "))
 	}
 	if *ttl <= 0 {
 		return errors.New("-ttl must be positive")
+	}
+	c := localstack.TokenClaims{Subject: *sub, Domain: *domain, Scope: *scope, TTL: *ttl}
+	for d := range strings.SplitSeq(*domains, ",") {
+		if d = strings.TrimSpace(d); d != "" {
+			c.Domains = append(c.Domains, d)
+		}
+	}
+	if len(c.Domains) == 0 && turnover.Scope(*scope) == turnover.ScopeReseller {
+		// A reseller acts only on the domains of its claim: without one the token
+		// could do nothing.
+		c.Domains = []string{*domain}
+	}
+	a, err := localstack.DefaultJWTAuthorizer(*dir, nil)
+	if err != nil {
+		return err
 	}
 	tok, err := localstack.SignToken(keyFile(*key, *dir), a, c)
 	if err != nil {
@@ -217,6 +228,12 @@ func token(args []string, stdout, stderr io.Writer) error {
 	}
 	_, err = fmt.Fprintln(stdout, tok)
 	return err
+}
+
+// scopes are the scopes a token may carry, as the API knows them.
+var scopes = []string{
+	string(turnover.ScopeBasicUser), string(turnover.ScopeCallCenterAgent), string(turnover.ScopeCallCenterSupervisor),
+	string(turnover.ScopeOfficeManager), string(turnover.ScopeReseller), string(turnover.ScopeSuperUser),
 }
 
 // params is a repeatable -param Name=Value flag.

@@ -62,6 +62,10 @@ type moto struct {
 //   - Query reads every item of the table, sorted, to find one partition's, so a job's
 //     reads grew with the square of the table. A Query of the table (not an index) looks
 //     at its partition's items only.
+//   - moto writes every response through a serializer driven by the service model, at
+//     about 1.7 ms an item: a Scan of 12,000 items took 11 s. The answers of the calls that
+//     return items (GetItem, BatchGetItem, Query, Scan) are written with moto's own
+//     DynamoDB JSON encoder instead, byte for byte what the serializer writes for them.
 //
 // A moto whose insides differ starts as it is, with a line on stderr.
 const motoBootstrap = `
@@ -194,6 +198,21 @@ def partition_queries():
     except Exception as e:
         print("local stack: moto's Query reads the whole table:", repr(e), file=sys.stderr)
 
+def fast_item_results():
+    try:
+        from moto.dynamodb.responses import DynamoResult
+        from moto.dynamodb.models.utilities import dynamo_json_dump
+        serialize = DynamoResult.execute_result
+        item_calls = {"GetItem", "BatchGetItem", "Query", "Scan"}
+        def execute_result(self, context):
+            if context.operation_model.name not in item_calls or not isinstance(self.result, dict):
+                return serialize(self, context)
+            body = {k: v for k, v in self.result.items() if v is not None}
+            return 200, {"Content-Type": "application/x-amz-json-1.0"}, dynamo_json_dump(body)
+        DynamoResult.execute_result = execute_result
+    except Exception as e:
+        print("local stack: moto's item answers go through its slow serializer:", repr(e), file=sys.stderr)
+
 def ready():
     ready_stepfunctions()
     light_dynamodb_tracking()
@@ -202,6 +221,7 @@ from moto.server import main
 serial_dynamodb()
 item_transactions()
 partition_queries()
+fast_item_results()
 threading.Thread(target=ready, daemon=True).start()
 main(sys.argv[1:])
 `

@@ -24,7 +24,7 @@ type plan struct {
 	routes      []*route
 	schedules   []*schedule              // enabled ones, by function and event
 	queues      []*queueSpec             // dead-letter queues before their sources
-	sqsSources  []*sqsSource             // enabled SQS events, by function and event
+	sqsSources  []*sqsSource             // enabled SQS events and mappings, by function
 	authorizers map[string]JWTAuthorizer // by HttpApi logical id + "/" + authorizer name
 	defaultAuth *JWTAuthorizer
 	implicitAPI bool // the authorizers of SAM's implicit HTTP API have been read
@@ -278,6 +278,12 @@ func makePlan(t *Template) (*plan, error) {
 		p.sqsSources = append(p.sqsSources, srcs...)
 		p.resources.Functions[r.LogicalID] = f.Name
 	}
+	mappings, err := p.readEventSourceMappings(t)
+	if err != nil {
+		return nil, err
+	}
+	p.sqsSources = append(p.sqsSources, mappings...)
+	sort.SliceStable(p.sqsSources, func(i, j int) bool { return p.sqsSources[i].Function < p.sqsSources[j].Function })
 	return p, nil
 }
 

@@ -50,10 +50,14 @@ type queueSpec struct {
 	waits bool
 }
 
-// sqsSource is one enabled SQS event of a function: what Lambda's event source mapping
-// does in AWS.
+// sqsSource is one enabled SQS trigger of a function, a SAM SQS event or an
+// AWS::Lambda::EventSourceMapping on a queue: what Lambda's event source mapping does
+// in AWS.
 type sqsSource struct {
-	Function, Event string // logical id, event name
+	// Function is the function's logical id; Event the SAM event's name, or the logical
+	// id of the AWS::Lambda::EventSourceMapping.
+	Function, Event string
+	mapping         bool // declared as an AWS::Lambda::EventSourceMapping
 	queue           *queueSpec
 	batchSize       int
 	window          time.Duration // MaximumBatchingWindowInSeconds
@@ -63,6 +67,9 @@ type sqsSource struct {
 }
 
 func (src *sqsSource) String() string {
+	if src.mapping {
+		return "event source mapping " + src.Event + " of " + src.Function
+	}
 	return "SQS event " + src.Event + " of " + src.Function
 }
 
@@ -198,7 +205,8 @@ func jsonObject(v any) (map[string]any, string, error) {
 	return nil, "", fmt.Errorf("want a mapping, have %T", v)
 }
 
-// readSQSSources reads the enabled SQS events of a function. addQueues must have run.
+// readSQSSources reads the enabled SQS events of a function (its event source
+// mappings are read by readEventSourceMappings). addQueues must have run.
 func (p *plan) readSQSSources(t *Template, r *Resource) ([]*sqsSource, error) {
 	id := r.LogicalID
 	props := t.withGlobals("Function", r.Properties)
@@ -213,21 +221,13 @@ func (p *plan) readSQSSources(t *Template, r *Resource) ([]*sqsSource, error) {
 		return nil, nil
 	}
 	sort.Strings(names)
-	reserved := -1
-	if v, ok := props["ReservedConcurrentExecutions"]; ok {
-		rv, err := t.Resolve(v)
-		if err != nil {
-			return nil, fmt.Errorf("%s.ReservedConcurrentExecutions: %w", id, err)
-		}
-		if _, none := rv.(noValue); !none {
-			if reserved, err = intValue(rv, 0, 1<<30); err != nil {
-				return nil, fmt.Errorf("%s.ReservedConcurrentExecutions: %w", id, err)
-			}
-		}
+	reserved, err := reservedConcurrency(t, r)
+	if err != nil {
+		return nil, err
 	}
 	var out []*sqsSource
 	for _, name := range names {
-		src, err := p.sqsSource(t, evs[name].(map[string]any)["Properties"], reserved)
+		src, err := p.sqsSource(t, evs[name].(map[string]any)["Properties"], "Queue", reserved)
 		if err != nil {
 			return nil, fmt.Errorf("%s event %s: %w", id, name, err)
 		}
@@ -239,8 +239,70 @@ func (p *plan) readSQSSources(t *Template, r *Resource) ([]*sqsSource, error) {
 	return out, nil
 }
 
-// sqsSource reads one SQS event; a disabled one is nil.
-func (p *plan) sqsSource(t *Template, rawProps any, reserved int) (*sqsSource, error) {
+// reservedConcurrency reads a function's ReservedConcurrentExecutions; -1 when unset.
+func reservedConcurrency(t *Template, r *Resource) (int, error) {
+	props := t.withGlobals("Function", r.Properties)
+	v, ok := props["ReservedConcurrentExecutions"]
+	if !ok {
+		return -1, nil
+	}
+	rv, err := t.Resolve(v)
+	if err != nil {
+		return 0, fmt.Errorf("%s.ReservedConcurrentExecutions: %w", r.LogicalID, err)
+	}
+	if _, none := rv.(noValue); none {
+		return -1, nil
+	}
+	n, err := intValue(rv, 0, 1<<30)
+	if err != nil {
+		return 0, fmt.Errorf("%s.ReservedConcurrentExecutions: %w", r.LogicalID, err)
+	}
+	return n, nil
+}
+
+// readEventSourceMappings reads the template's enabled AWS::Lambda::EventSourceMapping
+// resources on SQS queues. Mappings of other sources (streams, Kafka, MQ) are not
+// run locally, as the SAM events of those types are not. The functions and queues
+// must have been planned.
+func (p *plan) readEventSourceMappings(t *Template) ([]*sqsSource, error) {
+	var out []*sqsSource
+	for _, r := range t.ResourcesOfType(typeEventSourceMapping) {
+		id := r.LogicalID
+		arn, err := t.ResolveString(r.Properties["EventSourceArn"])
+		if err != nil {
+			return nil, fmt.Errorf("%s.EventSourceArn: %w", id, err)
+		}
+		if !strings.HasPrefix(arn, "arn:"+Partition+":sqs:") {
+			continue
+		}
+		fnRef, err := t.ResolveString(r.Properties["FunctionName"])
+		if err != nil {
+			return nil, fmt.Errorf("%s.FunctionName: %w", id, err)
+		}
+		i := slices.IndexFunc(p.functions, func(f *functionSpec) bool { return fnRef == f.Name || fnRef == f.ARN })
+		if i < 0 {
+			return nil, fmt.Errorf("%s.FunctionName %s is not the name or ARN of an AWS::Serverless::Function of the template", id, fnRef)
+		}
+		fn := t.Resource(p.functions[i].LogicalID)
+		reserved, err := reservedConcurrency(t, fn)
+		if err != nil {
+			return nil, err
+		}
+		src, err := p.sqsSource(t, r.Properties, "EventSourceArn", reserved)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", id, err)
+		}
+		if src != nil {
+			src.Function, src.Event, src.mapping = fn.LogicalID, id, true
+			out = append(out, src)
+		}
+	}
+	return out, nil
+}
+
+// sqsSource reads the properties of one SQS event or event source mapping, whose
+// queue's ARN is under queueKey; a disabled one is nil.
+func (p *plan) sqsSource(t *Template, rawProps any, queueKey string, reserved int) (*sqsSource, error) {
 	rp, err := t.Resolve(rawProps)
 	if err != nil {
 		return nil, err
@@ -253,13 +315,13 @@ func (p *plan) sqsSource(t *Template, rawProps any, reserved int) (*sqsSource, e
 		// Delivering what a filter would drop would make tests pass that fail in AWS.
 		return nil, errors.New("FilterCriteria is not supported locally")
 	}
-	arn, err := scalarString(props["Queue"])
+	arn, err := scalarString(props[queueKey])
 	if err != nil {
-		return nil, fmt.Errorf("Queue: %w", err)
+		return nil, fmt.Errorf("%s: %w", queueKey, err)
 	}
 	i := slices.IndexFunc(p.queues, func(q *queueSpec) bool { return q.ARN == arn })
 	if i < 0 {
-		return nil, fmt.Errorf("Queue %s is not the ARN of a queue of the template", arn)
+		return nil, fmt.Errorf("%s %s is not the ARN of a queue of the template", queueKey, arn)
 	}
 	src := &sqsSource{queue: p.queues[i], batchSize: 10, pollers: defaultSQSPollers, reserved: reserved}
 	if v, ok := props["BatchSize"]; ok {

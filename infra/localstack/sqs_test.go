@@ -596,8 +596,8 @@ func TestSQSPollers(t *testing.T) {
 }
 
 // TestTemplateQueues checks the queues of the repository's template in the shared
-// stack: the mail queue sends what fails five times to its dead-letter queue, and its
-// poller hands what is sent to it to the mailer function.
+// stack: the mail queue sends what fails ten times to its dead-letter queue, and the
+// pollers of its event source mapping hand what is sent to it to the mailer function.
 func TestTemplateQueues(t *testing.T) {
 	mail, dead := stack.Resources.Queues["MailQueue"], stack.Resources.Queues["MailDeadLetterQueue"]
 	if want := stack.FrontDoorURL + "/" + localstack.AccountID + "/turnover-local-MailQueue"; mail != want || dead == "" {
@@ -617,8 +617,8 @@ func TestTemplateQueues(t *testing.T) {
 	if err := json.Unmarshal([]byte(out.Attributes["RedrivePolicy"]), &redrive); err != nil {
 		t.Fatalf("RedrivePolicy %q: %v", out.Attributes["RedrivePolicy"], err)
 	}
-	if want := "arn:aws:sqs:us-east-1:123456789012:turnover-local-MailDeadLetterQueue"; redrive.DeadLetterTargetARN != want || redrive.MaxReceiveCount != 5 {
-		t.Errorf("RedrivePolicy %+v, want %s after 5 receives", redrive, want)
+	if want := "arn:aws:sqs:us-east-1:123456789012:turnover-local-MailDeadLetterQueue"; redrive.DeadLetterTargetARN != want || redrive.MaxReceiveCount != 10 {
+		t.Errorf("RedrivePolicy %+v, want %s after 10 receives", redrive, want)
 	}
 	if got := out.Attributes["VisibilityTimeout"]; got != "60" {
 		t.Errorf("VisibilityTimeout %s, want 60", got)

@@ -16,8 +16,9 @@
 //   - functions with Schedule or ScheduleV2 events are invoked on their schedule, as
 //     moto keeps EventBridge rules without firing them, and on demand at
 //     /_local/schedules:fire.
-//   - functions with SQS events are handed batches of their queue's messages, as moto
-//     keeps queues but has no event source mappings for in-process functions.
+//   - functions with SQS events, or an AWS::Lambda::EventSourceMapping on a queue, are
+//     handed batches of their queue's messages, as moto keeps queues but has no event
+//     source mappings for in-process functions.
 //
 // Everything comes from template.yaml: tables, buckets, email identities, the state
 // machines with their DefinitionSubstitutions, each function's environment, the routes,

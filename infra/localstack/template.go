@@ -26,17 +26,18 @@ const (
 
 // Resource types the local stack knows how to name and stand up.
 const (
-	typeTable          = "AWS::DynamoDB::Table"
-	typeSimpleTable    = "AWS::Serverless::SimpleTable"
-	typeBucket         = "AWS::S3::Bucket"
-	typeEmailIdentity  = "AWS::SES::EmailIdentity"
-	typeStateMachine   = "AWS::Serverless::StateMachine"
-	typeSFNMachine     = "AWS::StepFunctions::StateMachine"
-	typeFunction       = "AWS::Serverless::Function"
-	typeLambdaFunction = "AWS::Lambda::Function"
-	typeHTTPAPI        = "AWS::Serverless::HttpApi"
-	typeRole           = "AWS::IAM::Role"
-	typeQueue          = "AWS::SQS::Queue"
+	typeTable              = "AWS::DynamoDB::Table"
+	typeSimpleTable        = "AWS::Serverless::SimpleTable"
+	typeBucket             = "AWS::S3::Bucket"
+	typeEmailIdentity      = "AWS::SES::EmailIdentity"
+	typeStateMachine       = "AWS::Serverless::StateMachine"
+	typeSFNMachine         = "AWS::StepFunctions::StateMachine"
+	typeFunction           = "AWS::Serverless::Function"
+	typeLambdaFunction     = "AWS::Lambda::Function"
+	typeHTTPAPI            = "AWS::Serverless::HttpApi"
+	typeRole               = "AWS::IAM::Role"
+	typeQueue              = "AWS::SQS::Queue"
+	typeEventSourceMapping = "AWS::Lambda::EventSourceMapping"
 )
 
 // noValue is what Ref AWS::NoValue resolves to; maps and lists drop it.

@@ -10,6 +10,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"turnover/infra/localstack"
+	"turnover/internal/eventbus"
 )
 
 const testTemplate = `
@@ -177,26 +178,41 @@ func TestRenderDefinitionOfTheRealStateMachine(t *testing.T) {
 	if strings.Contains(text, "${") {
 		t.Errorf("definition still holds a substitution:\n%s", text)
 	}
+	type task struct {
+		Resource   string
+		Parameters struct{ FunctionName string }
+	}
 	var def struct {
 		States struct {
 			ResetBatches struct {
 				MaxConcurrency             any
 				ToleratedFailurePercentage any
+				ItemReader                 struct{ Resource string }
 				ItemProcessor              struct {
 					ProcessorConfig struct{ ExecutionType string }
-					States          struct {
-						ResetBatch struct{ Parameters struct{ FunctionName string } }
-					}
+					States          struct{ ResetBatch task }
 				}
 			}
-			FinalizeJob struct{ Parameters struct{ FunctionName string } }
+			FinalizeJob, FinalizeFailedJob task
 		}
 	}
 	if err := json.Unmarshal(defs[0].JSON, &def); err != nil {
 		t.Fatalf("definition is not JSON: %v", err)
 	}
 	rb := def.States.ResetBatches
+	// The service integrations' ARNs take the stack's partition, which is aws locally.
+	raw, err := os.ReadFile("../../statemachine/reset-users.asl.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(raw), "arn:aws:") {
+		t.Error("reset-users.asl.json names the aws partition; take it from ${Partition}")
+	}
 	for _, c := range []struct{ name, got, want string }{
+		{"item reader", rb.ItemReader.Resource, "arn:aws:states:::s3:getObject"},
+		{"reset batch task", rb.ItemProcessor.States.ResetBatch.Resource, "arn:aws:states:::lambda:invoke"},
+		{"finalize task", def.States.FinalizeJob.Resource, "arn:aws:states:::lambda:invoke"},
+		{"finalize failed job task", def.States.FinalizeFailedJob.Resource, "arn:aws:states:::lambda:invoke"},
 		{"reset function", rb.ItemProcessor.States.ResetBatch.Parameters.FunctionName, "arn:aws:lambda:us-east-1:123456789012:function:ResetFunction"},
 		{"finalize function", def.States.FinalizeJob.Parameters.FunctionName, "arn:aws:lambda:us-east-1:123456789012:function:FinalizeFunction"},
 		{"child execution type (template default)", rb.ItemProcessor.ProcessorConfig.ExecutionType, "EXPRESS"},
@@ -246,5 +262,167 @@ func TestRealTemplateResolves(t *testing.T) {
 		if _, err := tp.Resolve(r.Properties); err != nil {
 			t.Errorf("resolve %s: %v", id, err)
 		}
+	}
+}
+
+// statements returns the statements of a function's inline policies, resolved, whose
+// actions start with prefix.
+func statements(t *testing.T, tp *localstack.Template, fn, prefix string) []map[string]any {
+	t.Helper()
+	r := tp.Resource(fn)
+	if r == nil {
+		t.Fatalf("template has no %s", fn)
+	}
+	rp, err := tp.Resolve(r.Properties["Policies"])
+	if err != nil {
+		t.Fatalf("%s.Policies: %v", fn, err)
+	}
+	policies, _ := rp.([]any)
+	var out []map[string]any
+	for _, p := range policies {
+		pm, ok := p.(map[string]any)
+		if !ok || pm["Statement"] == nil {
+			t.Errorf("%s has policy %v, want inline statements only (a managed or SAM policy grants more)", fn, p)
+			continue
+		}
+		stmts, _ := pm["Statement"].([]any)
+		for _, s := range stmts {
+			sm, _ := s.(map[string]any)
+			for _, a := range actions(sm) {
+				if strings.HasPrefix(a, prefix) {
+					out = append(out, sm)
+					break
+				}
+			}
+		}
+	}
+	return out
+}
+
+func actions(stmt map[string]any) []string {
+	switch a := stmt["Action"].(type) {
+	case string:
+		return []string{a}
+	case []any:
+		var out []string
+		for _, e := range a {
+			s, _ := e.(string)
+			out = append(out, s)
+		}
+		return out
+	}
+	return nil
+}
+
+// The mailer's trigger is an explicit event source mapping, not a SAM SQS event, so
+// that SAM attaches no AWSLambdaSQSQueueExecutionRole (SQS rights on every queue); its
+// pollers are capped at the concurrency the mailer reserves and divides MailRate by,
+// all three from one parameter, so that Lambda never throttles the queue's own
+// batches into the dead-letter queue.
+func TestMailerTriggerAndPermissions(t *testing.T) {
+	tp, err := localstack.LoadTemplate("../..", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mailer := tp.Resource("MailerFunction")
+	if mailer == nil {
+		t.Fatal("template has no MailerFunction")
+	}
+	events, _ := mailer.Properties["Events"].(map[string]any)
+	for name, ev := range events {
+		if em, _ := ev.(map[string]any); em["Type"] == "SQS" {
+			t.Errorf("MailerFunction has SQS event %s: SAM would grant it AWSLambdaSQSQueueExecutionRole", name)
+		}
+	}
+	queueARN, err := tp.ResolveString(map[string]any{"Fn::GetAtt": []any{"MailQueue", "Arn"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	var mapping *localstack.Resource
+	for _, r := range tp.ResourcesOfType("AWS::Lambda::EventSourceMapping") {
+		fn, err := tp.ResolveString(r.Properties["FunctionName"])
+		if err != nil {
+			t.Fatalf("%s.FunctionName: %v", r.LogicalID, err)
+		}
+		if fn == "MailerFunction" || fn == localstack.FunctionARN("MailerFunction") {
+			if mapping != nil {
+				t.Fatalf("MailerFunction has event source mappings %s and %s, want one", mapping.LogicalID, r.LogicalID)
+			}
+			mapping = r
+		}
+	}
+	if mapping == nil {
+		t.Fatal("no AWS::Lambda::EventSourceMapping invokes MailerFunction")
+	}
+	rp, err := tp.Resolve(mapping.Properties)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := json.Marshal(rp)
+	var props struct {
+		EventSourceArn                 string
+		BatchSize                      int
+		MaximumBatchingWindowInSeconds int
+		FunctionResponseTypes          []string
+		ScalingConfig                  struct{ MaximumConcurrency json.Number }
+		FilterCriteria                 any
+		Enabled                        *bool
+	}
+	if err := json.Unmarshal(got, &props); err != nil {
+		t.Fatalf("%s: %v in %s", mapping.LogicalID, err, got)
+	}
+	if props.EventSourceArn != queueARN || props.BatchSize != 10 || props.MaximumBatchingWindowInSeconds != 1 ||
+		!reflect.DeepEqual(props.FunctionResponseTypes, []string{"ReportBatchItemFailures"}) ||
+		props.FilterCriteria != nil || (props.Enabled != nil && !*props.Enabled) {
+		t.Errorf("%s is %s; want MailQueue, BatchSize 10, MaximumBatchingWindowInSeconds 1, ReportBatchItemFailures, enabled, unfiltered", mapping.LogicalID, got)
+	}
+	if n, err := props.ScalingConfig.MaximumConcurrency.Int64(); err != nil || n < 2 {
+		t.Errorf("%s ScalingConfig.MaximumConcurrency %q, want a number of at least 2 (the least SQS allows)", mapping.LogicalID, props.ScalingConfig.MaximumConcurrency)
+	}
+
+	// One source for the pollers' cap, the reserved concurrency and the share of the
+	// rate each instance takes.
+	env, _ := mailer.Properties["Environment"].(map[string]any)
+	vars, _ := env["Variables"].(map[string]any)
+	sc, _ := mapping.Properties["ScalingConfig"].(map[string]any)
+	source := sc["MaximumConcurrency"]
+	if ref, _ := source.(map[string]any); ref["Ref"] == nil && ref["Fn::FindInMap"] == nil {
+		t.Errorf("ScalingConfig.MaximumConcurrency is %v, want a Ref to a parameter or a FindInMap", source)
+	}
+	for name, v := range map[string]any{
+		"MailerFunction.ReservedConcurrentExecutions":   mailer.Properties["ReservedConcurrentExecutions"],
+		"MailerFunction environment's MAIL_CONCURRENCY": vars["MAIL_CONCURRENCY"],
+	} {
+		if !reflect.DeepEqual(v, source) {
+			t.Errorf("%s is %v, want %v, as the mapping's ScalingConfig.MaximumConcurrency", name, v, source)
+		}
+	}
+
+	// Exactly what Lambda's pollers need, on the mail queue only.
+	sqsStmts := statements(t, tp, "MailerFunction", "sqs:")
+	if len(sqsStmts) != 1 {
+		t.Fatalf("MailerFunction has %d statements with SQS actions, want 1", len(sqsStmts))
+	}
+	if got, want := actions(sqsStmts[0]), []string{"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}; !reflect.DeepEqual(got, want) ||
+		sqsStmts[0]["Resource"] != queueARN || sqsStmts[0]["Effect"] != "Allow" {
+		t.Errorf("MailerFunction's SQS statement is %v, want %v on %s only", sqsStmts[0], want, queueARN)
+	}
+}
+
+// Finalize may put only the event it announces, of the source it announces it from.
+func TestFinalizePutsOnlyItsEvent(t *testing.T) {
+	tp, err := localstack.LoadTemplate("../..", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stmts := statements(t, tp, "FinalizeFunction", "events:")
+	if len(stmts) != 1 || !reflect.DeepEqual(actions(stmts[0]), []string{"events:PutEvents"}) {
+		t.Fatalf("FinalizeFunction's EventBridge statements %v, want one with events:PutEvents", stmts)
+	}
+	cond, _ := stmts[0]["Condition"].(map[string]any)
+	want := map[string]any{"StringEquals": map[string]any{"events:source": eventbus.Source, "events:detail-type": eventbus.DetailTypeJobCompleted}}
+	if !reflect.DeepEqual(cond, want) {
+		t.Errorf("events:PutEvents condition %v, want %v", cond, want)
 	}
 }

@@ -23,11 +23,13 @@ type Users interface {
 	LoadUserData(ctx context.Context, domain, ext string) (turnover.UserData, string, error)
 	LookupDirectory(ctx context.Context, domain, digits string) ([]turnover.DirectoryEntry, error)
 	ListNumbers(ctx context.Context, domain string) ([]turnover.PhoneNumber, error)
+	ListPhones(ctx context.Context, domain string) ([]turnover.Phone, error)
 }
 
 // Jobs records reset jobs and reads their progress.
 type Jobs interface {
-	CreateJob(ctx context.Context, j turnover.Job) error
+	CreateLaunchedJob(ctx context.Context, j turnover.Job, requestHash string, manifest turnover.ManifestLocation) error
+	GetLaunchedJob(ctx context.Context, domain, jobID string) (turnover.Job, string, turnover.ManifestLocation, error)
 	GetJob(ctx context.Context, domain, jobID string) (turnover.Job, error)
 	GetResults(ctx context.Context, domain, jobID string, exts []string) (map[string]turnover.UserResult, error)
 	ListResults(ctx context.Context, domain, jobID string) ([]turnover.UserResult, error)
@@ -98,6 +100,7 @@ func (s *Server) Handler() http.Handler {
 	domain("POST /v1/domains/{domain}/resets/{jobAction}", s.idempotent(s.jobAction))
 	domain("GET /v1/domains/{domain}/directory", s.lookupDirectory)
 	domain("GET /v1/domains/{domain}/numbers", s.listNumbers)
+	domain("GET /v1/domains/{domain}/phones", s.listPhones)
 	domain("POST /v1/domains/{domain}/recycles", s.idempotent(s.recycle))
 	domain("POST /v1/domains/{domain}/bulk-actions", s.idempotent(s.bulkAction))
 	domain("POST /v1/domains/{domain}/offboardings", s.idempotent(s.createOffboarding))
@@ -160,18 +163,30 @@ func (r *statusRecorder) WriteHeader(code int) {
 }
 
 // logged writes one access log line per request: ids and outcomes, never personal data.
+// The job and offboarding a route names are logged when the path holds an id's shape;
+// anything else a caller put there is not.
 func (s *Server) logged(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := s.Now()
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		next.ServeHTTP(rec, r)
-		s.Log.LogAttrs(r.Context(), slog.LevelInfo, "request",
+		attrs := []slog.Attr{
 			slog.String("apiRequestId", requestID(r)),
 			slog.String("method", r.Method),
 			slog.String("route", r.Pattern),
 			slog.String("domain", r.PathValue("domain")),
-			slog.Int("status", rec.status),
-			slog.Duration("took", s.Now().Sub(start)),
-		)
+		}
+		jobID := r.PathValue("jobId")
+		if action := r.PathValue("jobAction"); action != "" {
+			jobID, _, _ = strings.Cut(action, ":")
+		}
+		if jobIDPattern.MatchString(jobID) {
+			attrs = append(attrs, slog.String("jobId", jobID))
+		}
+		if id := r.PathValue("id"); strings.Contains(r.Pattern, "/offboardings/{id}") && jobIDPattern.MatchString(id) {
+			attrs = append(attrs, slog.String("offboardingId", id))
+		}
+		attrs = append(attrs, slog.Int("status", rec.status), slog.Duration("took", s.Now().Sub(start)))
+		s.Log.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
 	})
 }

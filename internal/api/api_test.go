@@ -26,6 +26,12 @@ import (
 	"turnover/internal/turnover"
 )
 
+// launch is what a job was created with: the request's hash and its manifest.
+type launch struct {
+	hash     string
+	manifest turnover.ManifestLocation
+}
+
 // fake is an in-memory store, manifest writer and execution starter.
 type fake struct {
 	mu         sync.Mutex
@@ -37,8 +43,11 @@ type fake struct {
 	running    []string
 	idem       map[string]*turnover.IdempotencyRecord
 	executions []turnover.ExecutionInput
+	launched   map[string]launch // domain/job: what created the job
+	puts       int               // manifests and recycle rows written
 	calls      int
 	fail       error
+	startErr   error // what StartJob answers
 
 	// What the accounts, offboardings and setup-link stores and the mailer were asked to
 	// write (fakes_test.go), so a test can tell whether a request changed anything.
@@ -53,7 +62,7 @@ type fake struct {
 }
 
 func newFake() *fake {
-	f := &fake{users: map[string]turnover.User{}, jobs: map[string]turnover.Job{}, results: map[string][]turnover.UserResult{}, manifests: map[string][]turnover.Batch{}, recycle: map[string][]turnover.NewIdentity{}, idem: map[string]*turnover.IdempotencyRecord{},
+	f := &fake{users: map[string]turnover.User{}, jobs: map[string]turnover.Job{}, results: map[string][]turnover.UserResult{}, manifests: map[string][]turnover.Batch{}, recycle: map[string][]turnover.NewIdentity{}, idem: map[string]*turnover.IdempotencyRecord{}, launched: map[string]launch{},
 		identities: map[string]turnover.NewIdentity{}, offboardings: map[string]turnover.Offboarding{}, links: map[string]turnover.SetupLink{}, active: map[string][2]string{}, failures: map[string]int{}, markers: map[string]bool{}}
 	for _, u := range []turnover.User{
 		{Domain: "niftywidgets", Extension: "1002", FirstName: "Kaylee", LastName: "Frye", Email: "kaylee@example.com", Scope: turnover.ScopeBasicUser, Status: turnover.StatusActive},
@@ -127,6 +136,7 @@ func (f *fake) PutRecycleRows(_ context.Context, domain, jobID string, rows []tu
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.recycle[domain+"/"+jobID] = rows
+	f.puts++
 	return nil
 }
 
@@ -181,20 +191,35 @@ func (f *fake) ListNumbers(context.Context, string) ([]turnover.PhoneNumber, err
 	return []turnover.PhoneNumber{{Number: "+15555550109", Extension: "1009"}, {Number: "+15555550190"}}, f.touch()
 }
 
-func (f *fake) CreateJob(_ context.Context, j turnover.Job) error {
+// CreateLaunchedJob creates a job only if it does not exist, as the store's condition does.
+func (f *fake) CreateLaunchedJob(_ context.Context, j turnover.Job, hash string, m turnover.ManifestLocation) error {
 	if err := f.touch(); err != nil {
 		return err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if _, ok := f.jobs[j.Domain+"/"+j.ID]; ok {
+		return turnover.Errorf(turnover.ECONFLICT, "Job %s exists already.", j.ID)
+	}
 	f.jobs[j.Domain+"/"+j.ID] = j
+	f.launched[j.Domain+"/"+j.ID] = launch{hash, m}
 	return nil
+}
+
+func (f *fake) GetLaunchedJob(ctx context.Context, domain, id string) (turnover.Job, string, turnover.ManifestLocation, error) {
+	j, err := f.GetJob(ctx, domain, id)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	l := f.launched[domain+"/"+id]
+	return j, l.hash, l.manifest, err
 }
 
 func (f *fake) GetJob(_ context.Context, domain, id string) (turnover.Job, error) {
 	if err := f.touch(); err != nil {
 		return turnover.Job{}, err
 	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	j, ok := f.jobs[domain+"/"+id]
 	if !ok {
 		return j, turnover.Errorf(turnover.ENOTFOUND, "no job")
@@ -224,12 +249,16 @@ func (f *fake) PutManifest(_ context.Context, domain, jobID string, b []turnover
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.manifests[domain+"/"+jobID] = b
+	f.puts++
 	return turnover.ManifestLocation{Bucket: "bucket", Key: "jobs/" + domain + "/" + jobID + "/manifest.json"}, nil
 }
 
 func (f *fake) StartJob(_ context.Context, in turnover.ExecutionInput) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.startErr != nil {
+		return f.startErr
+	}
 	f.executions = append(f.executions, in)
 	return nil
 }
@@ -438,6 +467,12 @@ func TestStartResetRefusals(t *testing.T) {
 		{"two objects", `{"users":["1009"],"confirm":true}{}`, 400, "invalid_request"},
 		{"empty", ``, 400, "invalid_request"},
 		{"duplicate", `{"users":["1009","1009"],"confirm":true}`, 400, "invalid_request"},
+		{"wrong-case key", `{"USERS":["1009"],"Confirm":true}`, 400, "invalid_request"},
+		{"duplicate key", `{"users":["1002"],"users":["1009"],"confirm":true}`, 400, "invalid_request"},
+		{"duplicate confirm", `{"users":["1009"],"confirm":false,"confirm":true}`, 400, "invalid_request"},
+		{"nested wrong-case option key", `{"users":["1009"],"options":{"DeleteVoicemailMessages":true},"confirm":true}`, 400, "invalid_request"},
+		{"wrong-case recycle row key", `{"users":["1009"],"options":{"recycle":true},"recycle":[{"Extension":"1009","firstName":"Ann","lastName":"Lee","email":"ann@example.com"}],"confirm":true}`, 400, "invalid_request"},
+		{"null", `null`, 400, "invalid_request"},
 		{"own extension", `{"users":["1009","1003"],"confirm":true}`, 422, "unprocessable"},
 		{"no known extension", `{"users":["4242","4243"],"confirm":true}`, 422, "unprocessable"},
 		{"other domain's extension", `{"users":["2000"],"confirm":true}`, 422, "unprocessable"},
@@ -667,5 +702,199 @@ func TestRetryAndReport(t *testing.T) {
 	}
 	if status, _ := call(t, f, "POST", "/v1/domains/niftywidgets/resets/done:retry", "", manager("niftywidgets"), "idempotency-key", ""); status != 400 {
 		t.Errorf("retry without a key: %d, want 400", status)
+	}
+}
+
+// A refused body is answered with what is wrong with it, by the member's path.
+func TestStrictBodiesNameTheProblem(t *testing.T) {
+	tests := []struct{ body, want string }{
+		{`{"USERS":["1009"],"Confirm":true}`, `Unknown field "USERS".`},
+		{`{"users":["1002"],"users":["1009"],"confirm":true}`, `Field "users" is named twice.`},
+		{`{"users":["1009"],"options":{"Recycle":true},"confirm":true}`, `Unknown field "options.Recycle".`},
+		{`{"users":["1009"],"options":{"recycle":"yes"},"confirm":true}`, `Field "options.recycle" has the wrong type.`},
+		{`{"users":["1009"],"confirm":true} {}`, `The body must hold a single JSON object.`},
+		{`{"users":["1009"],"confirm":tru}`, `The body is not valid JSON.`},
+		{`  `, `The body is empty; send a JSON object.`},
+	}
+	for _, tt := range tests {
+		f := newFake()
+		status, body := call(t, f, "POST", "/v1/domains/niftywidgets/resets", tt.body, manager("niftywidgets"))
+		if status != 400 || errorCode(t, body) != "invalid_request" || body["error"].(map[string]any)["message"] != tt.want {
+			t.Errorf("%s: got %d %v, want 400 %q", tt.body, status, body, tt.want)
+		}
+		if len(f.jobs)+len(f.executions) != 0 {
+			t.Errorf("%s: refused body started a job", tt.body)
+		}
+	}
+}
+
+// A manager may not reset their own extension by retrying a job someone else started,
+// however the token spells their domain.
+func TestRetryRefusesOwnExtension(t *testing.T) {
+	reseller := map[string]string{"sub": "r@resell", "domain": "resell", "scope": "reseller", "domains": "[niftywidgets]"}
+	tests := []struct {
+		name   string
+		claims map[string]string
+		want   int
+	}{
+		{"manager", manager("niftywidgets"), 422},
+		{"manager, domain in sub capitalised", map[string]string{"sub": "1003@NiftyWidgets", "domain": "niftywidgets", "scope": "office_manager"}, 422},
+		{"manager, both domains capitalised", map[string]string{"sub": "1003@NIFTYWIDGETS", "domain": "NiftyWidgets", "scope": "office_manager"}, 422},
+		{"the reseller who started it", reseller, 202},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFake()
+			f.jobs["niftywidgets/byres"] = turnover.Job{Domain: "niftywidgets", ID: "byres", Status: turnover.JobPartiallyFailed, Total: 2, Done: 1, Failed: 1, CreatedBy: "r@resell"}
+			f.manifests["niftywidgets/byres"] = []turnover.Batch{{Users: []string{"1002", "1003"}}}
+			f.results["niftywidgets/byres"] = []turnover.UserResult{
+				{Extension: "1002", Outcome: turnover.OutcomeReset},
+				{Extension: "1003", Outcome: turnover.OutcomeFailed, Error: "stopped"},
+			}
+			before := f.writes()
+			status, body := call(t, f, "POST", "/v1/domains/niftywidgets/resets/byres:retry", "", tt.claims, "idempotency-key", "retry-own")
+			if status != tt.want {
+				t.Fatalf("got %d %v, want %d", status, body, tt.want)
+			}
+			if status == 202 {
+				if got := f.manifests["niftywidgets/job1"]; len(got) != 1 || fmt.Sprint(got[0].Users) != "[1003]" {
+					t.Errorf("retry job users = %v, want [1003]", got)
+				}
+				return
+			}
+			if msg := body["error"].(map[string]any)["message"]; errorCode(t, body) != "unprocessable" || msg != "You cannot reset your own extension 1003." {
+				t.Errorf("got %v, want startReset's refusal", body)
+			}
+			if after := f.writes(); after != before {
+				t.Errorf("the refused retry wrote:\nbefore %s\nafter  %s", before, after)
+			}
+		})
+	}
+}
+
+// However the token spells the domain, a manager's own extension is refused.
+func TestStartResetOwnExtensionAnyCase(t *testing.T) {
+	for _, claims := range []map[string]string{
+		{"sub": "1003@NiftyWidgets", "domain": "niftywidgets", "scope": "office_manager"},
+		{"sub": "1003@NIFTYWIDGETS", "domain": "NiftyWidgets", "scope": "office_manager"},
+	} {
+		f := newFake()
+		status, body := call(t, f, "POST", "/v1/domains/niftywidgets/resets", `{"users":["1009","1003"],"confirm":true}`, claims)
+		if status != 422 || errorCode(t, body) != "unprocessable" || len(f.jobs)+len(f.executions) != 0 {
+			t.Errorf("sub %s, domain %s: got %d %v and %d jobs, want 422 and none", claims["sub"], claims["domain"], status, body, len(f.jobs))
+		}
+	}
+}
+
+// The job id comes from the Idempotency-Key, which outlives the key's record (15 days).
+// A key sent again after that finds its old job: another request is refused and the
+// job left as it was; the same request gets the job back and starts nothing.
+func TestIdempotencyKeyAfterItsRecordExpired(t *testing.T) {
+	f := newFake()
+	first := `{"users":["1009"],"options":{"recycle":true},"recycle":[{"extension":"1009","firstName":"Ann","lastName":"Lee","email":"ann@example.com"}],"confirm":true}`
+	if status, body := call(t, f, "POST", "/v1/domains/niftywidgets/resets", first, manager("niftywidgets"), "idempotency-key", "k1"); status != 202 {
+		t.Fatalf("first request: %d %v", status, body)
+	}
+	job := f.jobs["niftywidgets/job1"]
+	job.Status, job.Done = turnover.JobSucceeded, 1
+	f.jobs["niftywidgets/job1"] = job
+	expire := func() { delete(f.idem, "niftywidgets/k1") }
+	jobs := func() string {
+		b, _ := json.Marshal([]any{f.jobs, f.manifests, f.recycle, f.executions, f.puts})
+		return string(b)
+	}
+	before := jobs()
+
+	tests := []struct {
+		name, method, path, body string
+		status                   int
+	}{
+		{"another body", "POST", "/v1/domains/niftywidgets/resets", `{"users":["1002"],"confirm":true}`, 422},
+		{"a retry with the key", "POST", "/v1/domains/niftywidgets/resets/job1:retry", ``, 422},
+		{"the same body", "POST", "/v1/domains/niftywidgets/resets", first, 202},
+	}
+	f.results["niftywidgets/job1"] = []turnover.UserResult{{Extension: "1009", Outcome: turnover.OutcomeFailed}} // something to retry
+	for _, tt := range tests {
+		expire()
+		status, body := call(t, f, tt.method, tt.path, tt.body, manager("niftywidgets"), "idempotency-key", "k1")
+		if status != tt.status {
+			t.Fatalf("%s: got %d %v, want %d", tt.name, status, body, tt.status)
+		}
+		if after := jobs(); after != before {
+			t.Errorf("%s changed the old job:\nbefore %s\nafter  %s", tt.name, before, after)
+		}
+		if status == 422 {
+			if msg := body["error"].(map[string]any)["message"]; msg != "This Idempotency-Key was used with a different request; use a new key for a new request." {
+				t.Errorf("%s: message %q", tt.name, msg)
+			}
+			continue
+		}
+		if body["jobId"] != "job1" || body["status"] != "SUCCEEDED" {
+			t.Errorf("%s: got %v, want the old job as it is", tt.name, body)
+		}
+	}
+}
+
+// An earlier try that created its job but failed before it could answer is finished by
+// the same request with the same key: its execution starts, nothing is written again.
+func TestIdempotencyKeyFinishesAJobStartedPartway(t *testing.T) {
+	f := newFake()
+	body := `{"users":["1009","1002"],"confirm":true}`
+	f.startErr = errors.New("states: throttled")
+	if status, resp := call(t, f, "POST", "/v1/domains/niftywidgets/resets", body, manager("niftywidgets"), "idempotency-key", "k1"); status != 500 {
+		t.Fatalf("first try: %d %v, want 500", status, resp)
+	}
+	if _, ok := f.jobs["niftywidgets/job1"]; !ok || f.puts != 1 || len(f.executions) != 0 {
+		t.Fatalf("first try left job %v, %d writes, %d executions; want the job, its manifest, no execution", ok, f.puts, len(f.executions))
+	}
+	f.startErr = nil
+	status, resp := call(t, f, "POST", "/v1/domains/niftywidgets/resets", body, manager("niftywidgets"), "idempotency-key", "k1")
+	if status != 202 || resp["jobId"] != "job1" || resp["total"] != 2.0 {
+		t.Fatalf("same request again: %d %v, want 202 with job1", status, resp)
+	}
+	if f.puts != 1 || len(f.executions) != 1 || f.executions[0].Manifest.Key == "" {
+		t.Errorf("%d writes and executions %+v, want no new write and one execution of the manifest", f.puts, f.executions)
+	}
+}
+
+// The access log line names the job or offboarding a request is about, and no log
+// line holds a name or an address, whether the people are in the store or the body.
+func TestAccessLog(t *testing.T) {
+	w := newWorld()
+	w.f.users["niftywidgets/1002"] = turnover.User{Domain: "niftywidgets", Extension: "1002", FirstName: "Kaylee", LastName: "Frye", Email: "kaylee@example.com", Status: turnover.StatusSetupRequired}
+	requests := []struct{ method, target, body, key, want string }{
+		{"GET", "/v1/domains/niftywidgets/resets/done", "", "jobId", "done"},
+		{"GET", "/v1/domains/niftywidgets/resets/done/report.csv", "", "jobId", "done"},
+		{"POST", "/v1/domains/niftywidgets/resets/done:retry", "", "jobId", "done"},
+		{"GET", "/v1/domains/niftywidgets/offboardings/off1", "", "offboardingId", "off1"},
+		{"POST", "/v1/domains/niftywidgets/recycles", `{"rows":[{"extension":"1002","firstName":"Ann","lastName":"Lee","email":"ann.lee@example.com","sendWelcomeEmail":true},{"extension":"1009","firstName":"Zoe","lastName":"Washburne","email":"zoe@example.com"}]}`, "", ""},
+	}
+	for _, r := range requests {
+		w.logs.Reset()
+		a := w.send(t, r.method, r.target, "application/json", r.body)
+		var line map[string]any
+		for l := range strings.Lines(w.logs.String()) {
+			var m map[string]any
+			if err := json.Unmarshal([]byte(l), &m); err != nil {
+				t.Fatalf("log line %q is not JSON: %v", l, err)
+			}
+			if m["msg"] == "request" {
+				line = m
+			}
+			for _, personal := range []string{"Kaylee", "Frye", "kaylee@", "Jayne", "Cobb", "Malcom", "Reynolds", "Ann", "Lee", "ann.lee@", "Zoe", "Washburne", "zoe@", "@example.com"} {
+				if strings.Contains(l, personal) {
+					t.Errorf("%s %s: log line holds %q: %s", r.method, r.target, personal, l)
+				}
+			}
+		}
+		if line == nil {
+			t.Fatalf("%s %s (%d): no access log line in %s", r.method, r.target, a.status, w.logs.String())
+		}
+		if r.key != "" && line[r.key] != r.want {
+			t.Errorf("%s %s: access log %v, want %s %q", r.method, r.target, line, r.key, r.want)
+		}
+		if line["status"] != float64(a.status) || line["domain"] != "niftywidgets" {
+			t.Errorf("%s %s: access log %v, answer %d", r.method, r.target, line, a.status)
+		}
 	}
 }

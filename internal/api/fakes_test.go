@@ -26,6 +26,21 @@ var (
 	_ setup.Mailer     = (*fake)(nil)
 )
 
+// ListPhones answers niftywidgets' desk phones: one with two users' lines, and one
+// whose only user's line was removed, which the real store answers with no lines.
+func (f *fake) ListPhones(_ context.Context, domain string) ([]turnover.Phone, error) {
+	if err := f.touch(); err != nil {
+		return nil, err
+	}
+	if domain != "niftywidgets" {
+		return nil, nil
+	}
+	return []turnover.Phone{
+		{MAC: "00:04:f2:00:10:02", Model: "Poly VVX 450", Label: "Desk 1002"},
+		{MAC: "00:04:f2:00:20:01", Model: "Poly Trio 8800", Label: "Operations conference room", Lines: []string{"1001", "1006"}},
+	}, nil
+}
+
 func (f *fake) SetIdentity(_ context.Context, domain string, id turnover.NewIdentity) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -36,14 +51,21 @@ func (f *fake) SetIdentity(_ context.Context, domain string, id turnover.NewIden
 	return nil
 }
 
-func (f *fake) ForcePasswordReset(_ context.Context, domain, ext string) error {
+// ForcePasswordReset leaves a user who has not finished setup (setup_required, or no
+// PIN) setup_required, as the store does, and voids the user's link.
+func (f *fake) ForcePasswordReset(_ context.Context, domain, ext string) (turnover.Status, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if _, ok := f.users[domain+"/"+ext]; !ok {
-		return turnover.Errorf(turnover.ENOTFOUND, "Extension %s does not exist in domain %s.", ext, domain)
+	u, ok := f.users[domain+"/"+ext]
+	if !ok {
+		return "", turnover.Errorf(turnover.ENOTFOUND, "Extension %s does not exist in domain %s.", ext, domain)
 	}
 	f.forced = append(f.forced, domain+"/"+ext)
-	return nil
+	delete(f.links, domain+"/"+ext)
+	if u.Status == turnover.StatusSetupRequired || u.VoicemailPINHash == "" {
+		return turnover.StatusSetupRequired, nil
+	}
+	return turnover.StatusPasswordRequired, nil
 }
 
 func (f *fake) CreateOffboarding(_ context.Context, o turnover.Offboarding) error {
@@ -138,20 +160,17 @@ func (f *fake) RedeemSetupLink(_ context.Context, domain, ext, hash string, now 
 	return true, nil
 }
 
-func (f *fake) FailedSetups(_ context.Context, username string, _ time.Time, _ time.Duration) (int, error) {
+func (f *fake) AddSetupAttempts(_ context.Context, username string, _ time.Time, _ time.Duration, n int) (int, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.failures[username] += n
+	if f.failures[username] == 0 {
+		delete(f.failures, username)
+	}
 	return f.failures[username], nil
 }
 
-func (f *fake) RecordFailedSetup(_ context.Context, username string, _ time.Time, _ time.Duration) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.failures[username]++
-	return nil
-}
-
-func (f *fake) ClaimMailMarker(_ context.Context, domain, scope, ext string, _ time.Duration) (bool, error) {
+func (f *fake) ClaimMailMarker(_ context.Context, domain, scope, ext string, _, _ time.Time) (bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	k := domain + "/" + scope + "/" + ext
@@ -162,7 +181,9 @@ func (f *fake) ClaimMailMarker(_ context.Context, domain, scope, ext string, _ t
 	return true, nil
 }
 
-func (f *fake) ReleaseMailMarker(_ context.Context, domain, scope, ext string) error {
+func (f *fake) MarkMailSent(context.Context, string, string, string, time.Time) error { return nil }
+
+func (f *fake) ReleaseMailMarker(_ context.Context, domain, scope, ext string, _ time.Time) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	delete(f.markers, domain+"/"+scope+"/"+ext)

@@ -33,12 +33,26 @@ const (
 
 type handlerFunc func(http.ResponseWriter, *http.Request, turnover.Identity) error
 
-type idempotencyKeyCtx struct{}
+// keyReused is the answer to an Idempotency-Key sent with another request than the one
+// it was first used with.
+const keyReused = "This Idempotency-Key was used with a different request; use a new key for a new request."
+
+type idempotencyCtx struct{}
+
+// claim is a request's checked Idempotency-Key and the hash of the request.
+type claim struct{ key, hash string }
 
 // idempotencyKey is the request's Idempotency-Key, once idempotent has checked it.
 func idempotencyKey(r *http.Request) string {
-	k, _ := r.Context().Value(idempotencyKeyCtx{}).(string)
-	return k
+	c, _ := r.Context().Value(idempotencyCtx{}).(claim)
+	return c.key
+}
+
+// idempotencyHash identifies the request idempotent has let through (requestHash), so
+// what it creates can tell a retry of it from another request with the same key.
+func idempotencyHash(r *http.Request) string {
+	c, _ := r.Context().Value(idempotencyCtx{}).(claim)
+	return c.hash
 }
 
 // idempotent makes a POST that changes things safe to retry. It requires an
@@ -69,7 +83,7 @@ func (s *Server) idempotent(h handlerFunc) handlerFunc {
 				return err
 			case rec == nil: // claimed: run the request below
 			case rec.RequestHash != hash:
-				return turnover.Errorf(turnover.EUNPROCESSABLE, "This Idempotency-Key was used with a different request; use a new key for a new request.")
+				return turnover.Errorf(turnover.EUNPROCESSABLE, keyReused)
 			case rec.Complete:
 				w.Header().Set("Idempotent-Replayed", "true")
 				writeRaw(w, rec.Status, rec.Body)
@@ -85,7 +99,7 @@ func (s *Server) idempotent(h handlerFunc) handlerFunc {
 			break
 		}
 		rec := &recorder{header: http.Header{}, status: http.StatusOK}
-		if err := h(rec, r.WithContext(context.WithValue(r.Context(), idempotencyKeyCtx{}, key)), id); err != nil {
+		if err := h(rec, r.WithContext(context.WithValue(r.Context(), idempotencyCtx{}, claim{key, hash})), id); err != nil {
 			s.writeError(rec, r, err)
 		}
 		switch rec.status / 100 {

@@ -11,7 +11,9 @@ import (
 
 // IdentityFromAuthorizer reads the caller from the claims the HTTP API's JWT authorizer
 // verified: sub, domain, scope and, for resellers, domains. API Gateway hands claims
-// over as strings, arrays written as "[a b]".
+// over as strings, arrays written as "[a b]". Domain names are case-insensitive and
+// paths spell them in lower case, so the domain claims are read in lower case too; sub
+// is kept as the token has it (ownExtension reads its domain part case-insensitively).
 func IdentityFromAuthorizer(r *http.Request) (turnover.Identity, bool) {
 	rc, ok := core.GetAPIGatewayV2ContextFromContext(r.Context())
 	if !ok || rc.Authorizer == nil || rc.Authorizer.JWT == nil {
@@ -20,9 +22,9 @@ func IdentityFromAuthorizer(r *http.Request) (turnover.Identity, bool) {
 	c := rc.Authorizer.JWT.Claims
 	id := turnover.Identity{
 		Subject: c["sub"],
-		Domain:  c["domain"],
+		Domain:  strings.ToLower(strings.TrimSpace(c["domain"])),
 		Scope:   turnover.Scope(c["scope"]),
-		Domains: claimList(c["domains"]),
+		Domains: claimList(strings.ToLower(c["domains"])),
 	}
 	if id.Subject == "" || id.Scope == "" {
 		return turnover.Identity{}, false

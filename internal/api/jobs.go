@@ -131,6 +131,10 @@ func (s *Server) retryJob(w http.ResponseWriter, r *http.Request, id turnover.Id
 	if len(failed) == 0 {
 		return turnover.Errorf(turnover.EUNPROCESSABLE, "Job %s has no failed users to retry.", jobID)
 	}
+	// Whoever started the job, the caller may not reset themselves by retrying it.
+	if err := refuseOwnExtension(id, domain, failed); err != nil {
+		return err
+	}
 	var rows []turnover.NewIdentity
 	if job.Options.Recycle {
 		all, err := s.Jobs.GetRecycleRows(r.Context(), domain, jobID)

@@ -26,12 +26,8 @@ type Offboardings interface {
 	RescheduleOffboarding(ctx context.Context, o turnover.Offboarding, at time.Time) error
 }
 
-const (
-	// maxOffboardingUsers is the most users one offboarding may name.
-	maxOffboardingUsers = 99
-	// maxAhead is how far ahead an offboarding may be scheduled.
-	maxAhead = 366 * 24 * time.Hour
-)
+// maxOffboardingUsers is the most users one offboarding may name.
+const maxOffboardingUsers = 99
 
 type offboardingRequest struct {
 	Users   []string              `json:"users"`
@@ -74,7 +70,8 @@ func (s *Server) view(r *http.Request, o turnover.Offboarding) (offboardingJSON,
 	return v, nil
 }
 
-// parseAt reads an offboarding's time: RFC 3339, in the future, within a year.
+// parseAt reads an offboarding's time: RFC 3339, in the future, and at most a calendar
+// year ahead (the same date next year, whether or not a February 29 lies between).
 func (s *Server) parseAt(v string) (time.Time, error) {
 	at, err := time.Parse(time.RFC3339, v)
 	if err != nil {
@@ -84,7 +81,7 @@ func (s *Server) parseAt(v string) (time.Time, error) {
 	switch {
 	case !at.After(now):
 		return at, turnover.Errorf(turnover.EUNPROCESSABLE, "at must be in the future.")
-	case at.After(now.Add(maxAhead)):
+	case at.After(now.AddDate(1, 0, 0)):
 		return at, turnover.Errorf(turnover.EUNPROCESSABLE, "at may be at most a year ahead.")
 	}
 	return at.UTC().Truncate(time.Second), nil
@@ -234,7 +231,9 @@ type importError struct {
 // importOffboardings schedules one offboarding per row of an HR export in CSV:
 // extension,at[,firstName,lastName,email,department], the header being line 1. Valid
 // rows are scheduled whatever the others hold; each invalid row is reported by line.
-// Options for every row come from the query: options=deleteVoicemailMessages,….
+// Options for every row come from the query: options=deleteVoicemailMessages,…; with
+// sendWelcomeEmail=true each row naming a new person mails them a welcome link once
+// the job has recycled the extension.
 func (s *Server) importOffboardings(w http.ResponseWriter, r *http.Request, id turnover.Identity) error {
 	domain := r.PathValue("domain")
 	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/csv") {
@@ -243,6 +242,14 @@ func (s *Server) importOffboardings(w http.ResponseWriter, r *http.Request, id t
 	opts, err := optionsFromQuery(r.URL.Query().Get("options"))
 	if err != nil {
 		return err
+	}
+	var welcome bool
+	switch v := r.URL.Query().Get("sendWelcomeEmail"); v {
+	case "", "false":
+	case "true":
+		welcome = true
+	default:
+		return turnover.Errorf(turnover.EINVALID, "sendWelcomeEmail must be true or false, not %q.", v)
 	}
 	// Spreadsheets save "CSV UTF-8" with a byte order mark, which the CSV reader would
 	// take for part of the first field, ahead of any opening quote.
@@ -290,7 +297,7 @@ func (s *Server) importOffboardings(w http.ResponseWriter, r *http.Request, id t
 		if len(rec) == 1 && strings.TrimSpace(rec[0]) == "" {
 			continue // a blank line
 		}
-		o, err := s.importRow(r, id, domain, line, rec, opts)
+		o, err := s.importRow(r, id, domain, line, rec, importSettings{columns: len(header), options: opts, welcome: welcome})
 		if err != nil {
 			result.Errors = append(result.Errors, importError{line, turnover.ErrorMessage(err)})
 			if turnover.ErrorCode(err) == turnover.EINTERNAL {
@@ -308,23 +315,36 @@ func (s *Server) importOffboardings(w http.ResponseWriter, r *http.Request, id t
 	return nil
 }
 
-func (s *Server) importRow(r *http.Request, id turnover.Identity, domain string, line int, rec []string, opts turnover.ResetOptions) (turnover.Offboarding, error) {
+// importSettings are what every row of one import shares.
+type importSettings struct {
+	columns int // as many as the header names
+	options turnover.ResetOptions
+	welcome bool // mail each new person named a welcome link
+}
+
+func (s *Server) importRow(r *http.Request, id turnover.Identity, domain string, line int, rec []string, set importSettings) (turnover.Offboarding, error) {
 	field := func(i int) string {
 		if i < len(rec) {
 			return strings.TrimSpace(rec[i])
 		}
 		return ""
 	}
-	if len(rec) < 2 || len(rec) > 6 {
+	switch {
+	case len(rec) < 2:
 		return turnover.Offboarding{}, turnover.Errorf(turnover.EINVALID, "A row holds extension,at and optionally firstName,lastName,email,department.")
+	case len(rec) > set.columns:
+		// A value past the header's columns would be dropped without a word.
+		return turnover.Offboarding{}, turnover.Errorf(turnover.EINVALID, "The row has %d fields but the header names %d columns.", len(rec), set.columns)
 	}
 	at, err := s.parseAt(field(1))
 	if err != nil {
 		return turnover.Offboarding{}, err
 	}
+	opts := set.options
 	var rows []recycleRow
 	if field(2)+field(3)+field(4)+field(5) != "" {
-		rows = []recycleRow{{Extension: field(0), FirstName: field(2), LastName: field(3), Email: field(4), Department: field(5)}}
+		rows = []recycleRow{{Extension: field(0), FirstName: field(2), LastName: field(3), Email: field(4), Department: field(5),
+			SendWelcomeEmail: set.welcome && field(4) != ""}}
 		opts.Recycle = true
 	}
 	key := idempotencyKey(r) + "\n" + strconv.Itoa(line)

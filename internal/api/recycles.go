@@ -12,7 +12,9 @@ import (
 // Accounts changes users outside reset jobs.
 type Accounts interface {
 	SetIdentity(ctx context.Context, domain string, id turnover.NewIdentity) error
-	ForcePasswordReset(ctx context.Context, domain, ext string) error
+	// ForcePasswordReset voids a user's password and older setup links and returns the
+	// status the user is left in: setup_required for a user who has not finished setup.
+	ForcePasswordReset(ctx context.Context, domain, ext string) (turnover.Status, error)
 }
 
 // maxRows bounds the rows of one recycle or bulk action.
@@ -108,8 +110,11 @@ type bulkRequest struct {
 }
 
 // bulkAction runs one action over many users: send_welcome_email (a new link to the
-// email on file) or force_password_reset (password cleared, status password_required,
-// and a recovery link if asked). Per-user results.
+// email on file) or force_password_reset (password and older links void, status
+// password_required, and a recovery link if asked). A user who has not finished setup
+// stays setup_required under force_password_reset and, if a mail is asked for, gets a
+// welcome link (password and PIN; email "queued_welcome") instead of a recovery link,
+// which asks for no PIN. Per-user results.
 func (s *Server) bulkAction(w http.ResponseWriter, r *http.Request, id turnover.Identity) error {
 	domain := r.PathValue("domain")
 	var req bulkRequest
@@ -156,8 +161,10 @@ func (s *Server) bulkAction(w http.ResponseWriter, r *http.Request, id turnover.
 			continue
 		}
 		mail := turnover.MailRequest{Domain: domain, Extension: ext, Purpose: turnover.LinkWelcome, Scope: requestScope(r)}
+		welcomeInstead := false
 		if req.Action == "force_password_reset" {
-			if err := s.Accounts.ForcePasswordReset(r.Context(), domain, ext); err != nil {
+			status, err := s.Accounts.ForcePasswordReset(r.Context(), domain, ext)
+			if err != nil {
 				s.logRowFailure(r, "force password reset", ext, err)
 				res.fail(err)
 				continue
@@ -166,9 +173,15 @@ func (s *Server) bulkAction(w http.ResponseWriter, r *http.Request, id turnover.
 				continue
 			}
 			mail.Purpose = turnover.LinkRecovery
+			if welcomeInstead = status == turnover.StatusSetupRequired; welcomeInstead {
+				mail.Purpose = turnover.LinkWelcome
+			}
 		}
-		if res.Email = s.mail(r, mail); res.Email == "failed" && req.Action == "send_welcome_email" {
+		switch res.Email = s.mail(r, mail); {
+		case res.Email == "failed" && req.Action == "send_welcome_email":
 			res.fail(turnover.Errorf(turnover.EINTERNAL, "The welcome email could not be queued; try again."))
+		case res.Email == "queued" && welcomeInstead:
+			res.Email = "queued_welcome"
 		}
 	}
 	writeJSON(w, http.StatusOK, struct {

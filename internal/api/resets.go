@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -102,8 +103,8 @@ func (s *Server) startReset(w http.ResponseWriter, r *http.Request, id turnover.
 	if !req.Confirm {
 		return turnover.Errorf(turnover.EUNPROCESSABLE, "A reset cannot be undone: look at POST /v1/domains/%s/resets:preview first, then send the same request with \"confirm\": true.", domain)
 	}
-	if own, ok := ownExtension(id, domain); ok && slices.Contains(req.Users, own) {
-		return turnover.Errorf(turnover.EUNPROCESSABLE, "You cannot reset your own extension %s.", own)
+	if err := refuseOwnExtension(id, domain, req.Users); err != nil {
+		return err
 	}
 	if err := s.checkSomeUserExists(r, domain, req.Users); err != nil {
 		return err
@@ -124,7 +125,12 @@ func (s *Server) createJob(w http.ResponseWriter, r *http.Request, id turnover.I
 		Total: len(users), CreatedBy: id.Subject, CreatedAt: s.Now().UTC(),
 	}
 	l := reset.Launcher{Jobs: s.Jobs, Manifests: s.Manifests, Executions: s.Executions, BatchSize: s.BatchSize}
-	job, err := l.Launch(r.Context(), job, users, rows)
+	// The job id comes from the key, which outlives its idempotency record: a key sent
+	// again after that finds its job, which only the same request may have back.
+	job, err := l.LaunchRequest(r.Context(), job, idempotencyHash(r), users, rows)
+	if errors.Is(err, reset.ErrOtherRequest) {
+		return turnover.Errorf(turnover.EUNPROCESSABLE, keyReused)
+	}
 	if err != nil {
 		return err
 	}
@@ -186,10 +192,24 @@ func checkRequest(req resetRequest) error {
 	return nil
 }
 
-// ownExtension is the caller's own extension when they belong to domain.
+// ownExtension is the caller's own extension when they belong to domain. The subject
+// is EXT@DOMAIN as the token has it; domain names are case-insensitive, so
+// 1003@NiftyWidgets is extension 1003 of niftywidgets.
 func ownExtension(id turnover.Identity, domain string) (string, bool) {
-	ext, ok := strings.CutSuffix(id.Subject, "@"+domain)
-	return ext, ok && ext != ""
+	at := strings.LastIndexByte(id.Subject, '@')
+	if at < 0 {
+		return "", false
+	}
+	ext, dom := strings.TrimSpace(id.Subject[:at]), strings.TrimSpace(id.Subject[at+1:])
+	return ext, ext != "" && strings.EqualFold(dom, domain)
+}
+
+// refuseOwnExtension refuses a request that would reset the caller's own extension.
+func refuseOwnExtension(id turnover.Identity, domain string, users []string) error {
+	if own, ok := ownExtension(id, domain); ok && slices.Contains(users, own) {
+		return turnover.Errorf(turnover.EUNPROCESSABLE, "You cannot reset your own extension %s.", own)
+	}
+	return nil
 }
 
 // checkUsersExist refuses a request naming extensions the domain does not have; done

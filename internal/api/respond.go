@@ -1,12 +1,16 @@
 package api
 
 import (
-	"encoding/json"
+	stdjson "encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
+
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 
 	"turnover/internal/turnover"
 )
@@ -67,40 +71,69 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	_ = stdjson.NewEncoder(w).Encode(v)
 }
 
-// decode reads a JSON body strictly: one object, no unknown fields, within the size
-// limit, so no request can set what the API does not take (a status, a domain).
+// strict are the rules request bodies are read by: member names match the struct tags
+// exactly (encoding/json would take "USERS" for "users"), a name given twice is refused
+// (encoding/json keeps the last), and so is a member the request type does not have.
+var strict = json.JoinOptions(
+	json.MatchCaseInsensitiveNames(false),
+	json.RejectUnknownMembers(true),
+	jsontext.AllowDuplicateNames(false),
+)
+
+// decode reads a JSON body strictly: one object, no unknown, duplicate or wrongly
+// cased member names, within the size limit, so no request can set what the API does
+// not take (a status, a domain) or say two things at once.
 func decode(w http.ResponseWriter, r *http.Request, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	dec := jsontext.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody), strict)
+	if k := dec.PeekKind(); k != '{' && k != 0 { // 0: empty, or an error the next read reports
+		return turnover.Errorf(turnover.EINVALID, "The body must hold a single JSON object.")
+	}
+	if err := json.UnmarshalDecode(dec, v, strict); err != nil {
 		return decodeError(err)
 	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+	if _, err := dec.ReadToken(); !errors.Is(err, io.EOF) {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return decodeError(err)
+		}
 		return turnover.Errorf(turnover.EINVALID, "The body must hold a single JSON object.")
 	}
 	return nil
 }
 
+// decodeError says what is wrong with a body that could not be read.
 func decodeError(err error) error {
 	var (
 		tooLarge *http.MaxBytesError
-		syntax   *json.SyntaxError
-		typeErr  *json.UnmarshalTypeError
+		semantic *json.SemanticError
 	)
 	switch {
 	case errors.As(err, &tooLarge):
 		return turnover.Errorf(turnover.ETOOLARGE, "The body is larger than %d bytes.", maxBody)
 	case errors.Is(err, io.EOF):
 		return turnover.Errorf(turnover.EINVALID, "The body is empty; send a JSON object.")
-	case errors.As(err, &syntax), errors.Is(err, io.ErrUnexpectedEOF):
+	case errors.Is(err, jsontext.ErrDuplicateName):
+		var syntax *jsontext.SyntacticError
+		if errors.As(err, &syntax) {
+			return turnover.Errorf(turnover.EINVALID, "Field %q is named twice.", memberPath(syntax.JSONPointer))
+		}
+	case errors.Is(err, json.ErrUnknownName) && errors.As(err, &semantic):
+		return turnover.Errorf(turnover.EINVALID, "Unknown field %q.", memberPath(semantic.JSONPointer))
+	case errors.As(err, &semantic):
+		if semantic.JSONPointer == "" {
+			return turnover.Errorf(turnover.EINVALID, "The body must hold a single JSON object.")
+		}
+		return turnover.Errorf(turnover.EINVALID, "Field %q has the wrong type.", memberPath(semantic.JSONPointer))
+	case errors.As(err, new(*jsontext.SyntacticError)), errors.Is(err, io.ErrUnexpectedEOF):
 		return turnover.Errorf(turnover.EINVALID, "The body is not valid JSON.")
-	case errors.As(err, &typeErr):
-		return turnover.Errorf(turnover.EINVALID, "Field %q has the wrong type.", typeErr.Field)
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		return turnover.Errorf(turnover.EINVALID, "Unknown field %s.", strings.TrimPrefix(err.Error(), "json: unknown field "))
 	}
 	return turnover.Errorf(turnover.EINVALID, "The body could not be read as JSON.")
+}
+
+// memberPath names a member by its path in the body, "recycle.0.email", as people read it.
+func memberPath(p jsontext.Pointer) string {
+	return strings.Join(slices.Collect(p.Tokens()), ".")
 }

@@ -58,16 +58,21 @@ func writePage(w http.ResponseWriter, status int, d setupPageData) {
 
 // setupForm is the page a setup link opens: a form for a new password and, for a
 // welcome link, a voicemail PIN. A link that is not valid, for whatever reason, gets the
-// same page.
+// same page. A failed opening counts against the user as a failed setup does, and the
+// page answers 429 past the limit, so that guessing here is no cheaper than there.
 func (s *Server) setupForm(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	username, token := q.Get("username"), q.Get("auth_code")
 	purpose, err := s.Setup.Check(r.Context(), username, token)
 	if err != nil {
-		if turnover.ErrorCode(err) == turnover.EINTERNAL {
+		status := http.StatusBadRequest
+		switch turnover.ErrorCode(err) {
+		case "too_many_attempts":
+			status = http.StatusTooManyRequests
+		case turnover.EINTERNAL:
 			s.Log.ErrorContext(r.Context(), "setup page failed", "apiRequestId", requestID(r), "error", err)
 		}
-		writePage(w, http.StatusBadRequest, setupPageData{Title: "This link does not work", Error: turnover.ErrorMessage(err)})
+		writePage(w, status, setupPageData{Title: "This link does not work", Error: turnover.ErrorMessage(err)})
 		return
 	}
 	ext, domain, _ := setup.ParseUsername(username)

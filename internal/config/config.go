@@ -55,8 +55,15 @@ type Reset struct {
 type Mailer struct {
 	Common
 	Mail
-	// Rate is how many emails a second it sends at most: the SES account's quota.
-	Rate int
+	// AccountRate is how many emails a second all mailer instances together send at
+	// most: the SES account's quota (MAIL_RATE).
+	AccountRate int
+	// Concurrency is how many mailer instances run at once (MAIL_CONCURRENCY): the mail
+	// queue's MaximumConcurrency.
+	Concurrency int
+	// Rate is how many emails a second this instance sends at most: its share of
+	// AccountRate, so that Concurrency instances together stay within the quota.
+	Rate float64
 }
 
 // Finalize configures the function that closes a job.
@@ -107,11 +114,22 @@ func LoadReset(lookup Lookup) (Reset, error) {
 	return c, r.err()
 }
 
-// LoadMailer reads the mailer function's settings. It fails naming every missing or bad
-// one.
+// LoadMailer reads the mailer function's settings. MAIL_CONCURRENCY has no default: a
+// guess below the real number of instances would take them over the account's rate.
+// It fails naming every missing or bad one.
 func LoadMailer(lookup Lookup) (Mailer, error) {
 	r := reader{lookup: lookup}
-	c := Mailer{Common: r.common(), Mail: r.mail(), Rate: r.intBetween("MAIL_RATE", 14, 1, 1000)}
+	c := Mailer{
+		Common:      r.common(),
+		Mail:        r.mail(),
+		AccountRate: r.intBetween("MAIL_RATE", 14, 1, 1000),
+	}
+	if r.required("MAIL_CONCURRENCY") != "" {
+		c.Concurrency = r.intBetween("MAIL_CONCURRENCY", 0, 1, 1000)
+	}
+	if c.Concurrency > 0 {
+		c.Rate = float64(c.AccountRate) / float64(c.Concurrency)
+	}
 	return c, r.err()
 }
 

@@ -1,12 +1,15 @@
 // Package demo seeds the demo domain niftywidgets, the customer of the product's source
 // documents: nine users, each with data of every kind a reset touches, a number
-// inventory with routed and available DIDs, shared contacts and the directory.
+// inventory with routed and available DIDs, a desk phone inventory (a desk phone for
+// each user and a conference-room phone two users have lines on), shared contacts and
+// the directory.
 package demo
 
 import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -57,6 +60,31 @@ var SharedContacts = []turnover.Contact{
 	{ID: "shared-3", FirstName: "Alliance", LastName: "Customs", Phone: "+15555550202"},
 }
 
+// ConferenceRoom is the desk phone two demo users share: Hoban (1001) and Zoe (1006)
+// Washburne each have a line on it, as device "conf" of their own.
+var ConferenceRoom = turnover.Phone{MAC: "00:04:f2:00:20:01", Model: "Poly Trio 8800", Label: "Operations conference room", Lines: []string{"1001", "1006"}}
+
+// deskModel is the model of every user's own desk phone.
+const deskModel = "Poly VVX 450"
+
+// deskMAC is the MAC of the desk phone of the i-th demo user.
+func deskMAC(i int) string { return fmt.Sprintf("00:04:f2:00:10:%02x", i) }
+
+// Phones returns the demo domain's desk phone inventory as it is seeded, the way
+// GET /phones lists it: in MAC order, each phone with the extensions that have a line on
+// it. Every user has a desk phone of their own, labelled with their extension.
+func Phones() []turnover.Phone {
+	phones := make([]turnover.Phone, 0, len(people)+1)
+	for i, p := range people {
+		phones = append(phones, turnover.Phone{MAC: deskMAC(i), Model: deskModel, Label: "Desk " + p.ext, Lines: []string{p.ext}})
+	}
+	shared := ConferenceRoom
+	shared.Lines = slices.Clone(shared.Lines)
+	phones = append(phones, shared)
+	slices.SortFunc(phones, func(a, b turnover.Phone) int { return strings.Compare(a.MAC, b.MAC) })
+	return phones
+}
+
 // Users returns the demo users with everything they own. Audio keys point at objects
 // that Seed writes.
 func Users() []turnover.UserData { return UsersOf(Domain) }
@@ -99,9 +127,12 @@ func UsersOf(domain string) []turnover.UserData {
 			{ID: "c2", FirstName: "Niska", LastName: "Contact" + p.ext, Phone: fmt.Sprintf("+1555555%04d", 4100+i)},
 		}
 		d.Devices = []turnover.Device{
-			{ID: "desk", Kind: turnover.DeviceDesk, MAC: fmt.Sprintf("00:04:f2:00:10:%02x", i), Model: "Poly VVX 450"},
+			{ID: "desk", Kind: turnover.DeviceDesk, MAC: deskMAC(i), Model: deskModel},
 			{ID: "soft", Kind: turnover.DeviceSoftPhone, Model: "Desktop softphone"},
 			{ID: "mobile", Kind: turnover.DeviceMobileApp, Model: "Mobile app"},
+		}
+		if slices.Contains(ConferenceRoom.Lines, p.ext) {
+			d.Devices = append(d.Devices, turnover.Device{ID: "conf", Kind: turnover.DeviceDesk, MAC: ConferenceRoom.MAC, Model: ConferenceRoom.Model})
 		}
 		if p.did != "" {
 			d.Numbers = []string{p.did}
@@ -130,6 +161,7 @@ func SeedDomain(ctx context.Context, awsCfg aws.Config, table, bucket, domain st
 	g.Go(func() error { return SeedUsers(gctx, awsCfg, table, bucket, users) })
 	g.Go(func() error { return store.PutAvailableNumbers(gctx, domain, AvailableNumbers) })
 	g.Go(func() error { return store.PutSharedContacts(gctx, domain, SharedContacts) })
+	g.Go(func() error { return store.PutPhones(gctx, domain, Phones()) })
 	if err := g.Wait(); err != nil {
 		return fmt.Errorf("seed %s: %w", domain, err)
 	}

@@ -30,6 +30,13 @@ type jobItem struct {
 	CreatedAt  time.Time             `dynamodbav:"createdAt"`
 	FinishedAt *time.Time            `dynamodbav:"finishedAt,omitempty"`
 	EventSent  bool                  `dynamodbav:"eventPublished"`
+	// RequestHash identifies the request that created the job, so that a job id met
+	// again (a key reused after its idempotency record expired) is told apart from a
+	// retry of that request. Manifest is where its manifest is, so that a retry can
+	// start its execution without writing the manifest again.
+	RequestHash    string `dynamodbav:"requestHash,omitempty"`
+	ManifestBucket string `dynamodbav:"manifestBucket,omitempty"`
+	ManifestKey    string `dynamodbav:"manifestKey,omitempty"`
 }
 
 func (j jobItem) job() turnover.Job {
@@ -56,10 +63,18 @@ type resultItem struct {
 
 // CreateJob records a new job. It returns an ECONFLICT error if the job exists.
 func (s *Store) CreateJob(ctx context.Context, j turnover.Job) error {
+	return s.CreateLaunchedJob(ctx, j, "", turnover.ManifestLocation{})
+}
+
+// CreateLaunchedJob records a new job with the hash of the request that created it and
+// its manifest's location. It returns an ECONFLICT error if the job exists, which it
+// leaves as it is.
+func (s *Store) CreateLaunchedJob(ctx context.Context, j turnover.Job, requestHash string, manifest turnover.ManifestLocation) error {
 	item, err := attributevalue.MarshalMap(jobItem{
 		PK: jobPK(j.Domain, j.ID), SK: skJob, GSI1PK: jobsGSIPK(j.Domain), GSI1SK: j.CreatedAt.UTC().Format(time.RFC3339Nano) + "#" + j.ID,
 		Domain: j.Domain, JobID: j.ID, Status: string(j.Status),
 		Options: j.Options, Total: j.Total, CreatedBy: j.CreatedBy, CreatedAt: j.CreatedAt,
+		RequestHash: requestHash, ManifestBucket: manifest.Bucket, ManifestKey: manifest.Key,
 	})
 	if err != nil {
 		return fmt.Errorf("encode job %s: %w", j.ID, err)
@@ -78,14 +93,22 @@ func (s *Store) CreateJob(ctx context.Context, j turnover.Job) error {
 
 // GetJob returns a job. It returns an ENOTFOUND error if the domain has no such job.
 func (s *Store) GetJob(ctx context.Context, domain, jobID string) (turnover.Job, error) {
+	j, _, _, err := s.GetLaunchedJob(ctx, domain, jobID)
+	return j, err
+}
+
+// GetLaunchedJob returns a job with the hash of the request that created it and its
+// manifest's location, both empty for a job recorded without them. It returns an
+// ENOTFOUND error if the domain has no such job.
+func (s *Store) GetLaunchedJob(ctx context.Context, domain, jobID string) (turnover.Job, string, turnover.ManifestLocation, error) {
 	j, err := getItem[jobItem](ctx, s, jobPK(domain, jobID), skJob)
 	if err != nil {
-		return turnover.Job{}, fmt.Errorf("get job %s: %w", jobID, err)
+		return turnover.Job{}, "", turnover.ManifestLocation{}, fmt.Errorf("get job %s: %w", jobID, err)
 	}
 	if j == nil {
-		return turnover.Job{}, turnover.Errorf(turnover.ENOTFOUND, "There is no reset job %s in domain %s.", jobID, domain)
+		return turnover.Job{}, "", turnover.ManifestLocation{}, turnover.Errorf(turnover.ENOTFOUND, "There is no reset job %s in domain %s.", jobID, domain)
 	}
-	return j.job(), nil
+	return j.job(), j.RequestHash, turnover.ManifestLocation{Bucket: j.ManifestBucket, Key: j.ManifestKey}, nil
 }
 
 func (r resultItem) result() turnover.UserResult {

@@ -67,6 +67,8 @@ func (s *Store) markUsers(domain, id string, users []string, at time.Time, creat
 			u.UpdateExpression = aws.String("SET offboardingId = :id, offboardingAt = :at")
 			u.ConditionExpression = aws.String("attribute_exists(pk) AND attribute_not_exists(offboardingId)")
 			u.ExpressionAttributeValues[":at"] = str(at.UTC().Format(atLayout))
+			// A refusal then carries the profile, which names the offboarding in the way.
+			u.ReturnValuesOnConditionCheckFailure = types.ReturnValuesOnConditionCheckFailureAllOld
 		case !at.IsZero():
 			u.UpdateExpression = aws.String("SET offboardingAt = :at")
 			u.ConditionExpression = aws.String("offboardingId = :id")
@@ -85,8 +87,9 @@ func (s *Store) markUsers(domain, id string, users []string, at time.Time, creat
 const MaxOffboardingUsers = 99
 
 // CreateOffboarding schedules an offboarding and marks its users. It returns an
-// EUNPROCESSABLE error naming a user that does not exist or is in another pending
-// offboarding, and ECONFLICT if the offboarding exists already.
+// EUNPROCESSABLE error naming a user that is in another pending offboarding (with that
+// offboarding's id and time) or does not exist, and ECONFLICT if the offboarding exists
+// already.
 func (s *Store) CreateOffboarding(ctx context.Context, o turnover.Offboarding) error {
 	item, err := attributevalue.MarshalMap(offboardingItem{
 		PK: offPK(o.Domain), SK: o.ID, GSI1PK: gsiDue, GSI1SK: dueSK(o.At, o.Domain, o.ID),
@@ -109,13 +112,35 @@ func (s *Store) CreateOffboarding(ctx context.Context, o turnover.Offboarding) e
 			if i == 0 {
 				return turnover.Errorf(turnover.ECONFLICT, "Offboarding %s exists already.", o.ID)
 			}
-			return turnover.Errorf(turnover.EUNPROCESSABLE, "Extension %s does not exist or is in another pending offboarding; cancel that one first.", o.Users[i-1])
+			return userRefused(o.Domain, o.Users[i-1], r.Item)
 		}
 	}
 	if err != nil {
 		return fmt.Errorf("create offboarding: %w", err)
 	}
 	return nil
+}
+
+// userRefused says why a user's profile refused a new offboarding, from the profile as
+// it stood (nil when there is none).
+func userRefused(domain, ext string, profile map[string]types.AttributeValue) error {
+	if profile == nil {
+		return turnover.Errorf(turnover.EUNPROCESSABLE, "Domain %s has no extension %s; nothing was scheduled.", domain, ext)
+	}
+	var p struct {
+		OffboardingID string `dynamodbav:"offboardingId"`
+		OffboardingAt string `dynamodbav:"offboardingAt"`
+	}
+	if err := attributevalue.UnmarshalMap(profile, &p); err != nil || p.OffboardingID == "" {
+		// The profile passed the API's check and was not in an offboarding: something
+		// changed it in between.
+		return turnover.Errorf(turnover.ECONFLICT, "Extension %s changed while the offboarding was being scheduled; try again.", ext)
+	}
+	when := p.OffboardingAt
+	if at, err := time.Parse(atLayout, when); err == nil {
+		when = at.Format(time.RFC3339)
+	}
+	return turnover.Errorf(turnover.EUNPROCESSABLE, "Extension %s is already in offboarding %s, scheduled for %s; cancel or move that one first.", ext, p.OffboardingID, when)
 }
 
 // GetOffboarding returns one offboarding; ENOTFOUND if the domain has none of that id.

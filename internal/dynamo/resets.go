@@ -16,11 +16,12 @@ import (
 	"turnover/internal/turnover"
 )
 
-// A reset batch writes in three rounds whatever its size: the users' locks in one
-// transaction (read alongside every user's Query), every selected item of every user in
-// BatchWriteItem calls of 25 packed across users, and the results with the job's
-// counters in one transaction. Per user that is one Query and a share of the writes,
-// close to the least the table allows.
+// A reset batch writes in four rounds whatever its size: the users' locks in one
+// transaction (read alongside every user's Query), the users' plans in one transaction
+// (alongside the audio deletes), every selected item of every user in BatchWriteItem
+// calls of 25 packed across users, and the results with the job's counters in one
+// transaction. Per user that is one Query and a share of the writes, close to the least
+// the table allows.
 
 // maxTransact is TransactWriteItems' limit of items per call.
 const maxTransact = 100
@@ -68,6 +69,46 @@ func (s *Store) LockUsers(ctx context.Context, domain, jobID string, exts []stri
 	return notLocked, nil
 }
 
+// SavePlans saves on each user's profile what a job's reset of them counts (the plan's
+// counts, under planJob and planCounts), in transactions of up to 100 users. The reset
+// saves them before it deletes anything, so a retry of the job that finds part of a user
+// gone reads the first try's counts back with LoadUserData. A save holds only while the
+// plan's job holds the user's lock; if a lock has lapsed nothing of that transaction is
+// saved and SavePlans returns an error the reset engine classes as transient (see
+// retryableError), so the batch is tried again and locks its users anew. Saving again
+// what is saved is harmless; CommitResets removes the plan.
+func (s *Store) SavePlans(ctx context.Context, domain string, plans []turnover.SavedPlan) error {
+	for start := 0; start < len(plans); start += maxTransact {
+		chunk := plans[start:min(start+maxTransact, len(plans))]
+		items := make([]types.TransactWriteItem, len(chunk))
+		for i, p := range chunk {
+			counts := p.Counts
+			if counts == nil {
+				counts = map[string]int{}
+			}
+			av, err := attributevalue.Marshal(counts)
+			if err != nil {
+				return fmt.Errorf("encode plan of %s: %w", p.Extension, err)
+			}
+			items[i] = types.TransactWriteItem{Update: &types.Update{
+				TableName:                 &s.table,
+				Key:                       key(userPK(domain, p.Extension), skProfile),
+				UpdateExpression:          aws.String("SET planJob = :job, planCounts = :counts"),
+				ConditionExpression:       aws.String("lockJob = :job"),
+				ExpressionAttributeValues: map[string]types.AttributeValue{":job": str(p.JobID), ":counts": av},
+			}}
+		}
+		failed, err := s.transact(ctx, items)
+		if err != nil {
+			return fmt.Errorf("save plans of %d users: %w", len(chunk), err)
+		}
+		if len(failed) > 0 {
+			return &retryableError{fmt.Errorf("save plans of %d users: the job no longer holds the lock of %d", len(chunk), len(failed))}
+		}
+	}
+	return nil
+}
+
 func unixNum(t time.Time) types.AttributeValue {
 	return &types.AttributeValueMemberN{Value: strconv.FormatInt(t.Unix(), 10)}
 }
@@ -76,7 +117,9 @@ func unixNum(t time.Time) types.AttributeValue {
 // BatchWriteItem calls of 25 packed across all the plans: the selected items, each
 // user's setup link (the old person's link dies) and the directory entry they leave by.
 // The default answering rule is put back. Deleting what is gone already is no error, so
-// a retried reset can run it again; the profiles change only in CommitResets.
+// a retried reset can run it again; the profiles change only in SavePlans and
+// CommitResets. Items still unprocessed after the retries make an error the reset engine
+// classes as transient.
 func (s *Store) ApplyResets(ctx context.Context, plans []turnover.ResetPlan) error {
 	var reqs []types.WriteRequest
 	for _, p := range plans {
@@ -149,11 +192,13 @@ func directoryMove(plan turnover.ResetPlan) (old, renewed *directoryItem) {
 }
 
 // CommitResets ends users' parts of a job in transactions of up to 100 items: each reset
-// user's profile is cleared (or given its recycled identity) and unlocked, a recycled
-// user joins the directory under the new name, each result is written once and the job's
-// done and failed counters grow by the results each transaction writes. A profile that no
-// longer says what the reset read makes that user stale; a result the job holds already
-// makes the user already recorded; neither holds up the others.
+// user's profile is cleared (or given its recycled identity), unlocked and rid of any
+// saved plan (SavePlans), a recycled user joins the directory under the new name, each
+// result is written once and the job's done and failed counters grow by the results each
+// transaction writes. A profile that no longer says what the reset read makes that user
+// stale; a result the job holds already makes the user already recorded; neither holds up
+// the others. A stale user keeps the lock and the saved plan, so the reset can read them
+// again.
 func (s *Store) CommitResets(ctx context.Context, domain, jobID string, commits []turnover.ResetCommit) (turnover.CommitOutcome, error) {
 	var out turnover.CommitOutcome
 	pending := make([]turnover.ResetCommit, 0, len(commits))
@@ -184,6 +229,11 @@ func (s *Store) CommitResets(ctx context.Context, domain, jobID string, commits 
 		for i := range items {
 			if !failed[i] {
 				continue
+			}
+			if kinds[i] == itemOther {
+				// The job's counters (the job item is gone) or a directory entry: no user
+				// can be taken out for it, so trying again would fail again.
+				return out, fmt.Errorf("commit results of job %s: the job item or a directory entry refused the write", jobID)
 			}
 			c := &group[owners[i]]
 			switch kinds[i] {
@@ -241,7 +291,7 @@ func (s *Store) commitGroup(domain, jobID string, commits []turnover.ResetCommit
 			its = append(its, types.TransactWriteItem{Update: &types.Update{
 				TableName:                 &s.table,
 				Key:                       key(userPK(domain, c.Extension), skProfile),
-				UpdateExpression:          aws.String("REMOVE lockJob, lockUntil"),
+				UpdateExpression:          aws.String("REMOVE lockJob, lockUntil, planJob, planCounts"),
 				ConditionExpression:       aws.String("lockJob = :job"),
 				ExpressionAttributeValues: map[string]types.AttributeValue{":job": str(jobID)},
 			}})
@@ -292,12 +342,13 @@ func (s *Store) commitGroup(domain, jobID string, commits []turnover.ResetCommit
 }
 
 // profileCommit clears a reset user's identity and secrets, or gives the extension its
-// recycled identity, records the job and releases its lock, provided the profile still
-// has the name and last reset the job read and the job still holds the lock.
+// recycled identity, records the job, releases its lock and removes the saved plan (this
+// job's or one another job left behind), provided the profile still has the name and last
+// reset the job read and the job still holds the lock.
 func profileCommit(table, jobID string, c turnover.ResetCommit) *types.Update {
 	plan := *c.Plan
 	u := profileUpdate(table, userPK(plan.Domain, plan.Extension), plan.Extension, jobID, plan.Recycle)
-	*u.UpdateExpression += ", lockJob, lockUntil"
+	*u.UpdateExpression += ", lockJob, lockUntil, planJob, planCounts"
 	cond := []string{"attribute_exists(pk)", "lockJob = :lockJob"}
 	u.ExpressionAttributeValues[":lockJob"] = str(jobID)
 	var first, last string

@@ -65,7 +65,9 @@ func (s *Store) GetSetupLink(ctx context.Context, domain, ext string) (*turnover
 // RedeemSetupLink uses a setup link once: in one transaction the link goes, if its
 // token hash matches and it is still valid at now, and the user gets the new password
 // hash (and PIN hash, unless empty) and becomes active. Of two redemptions of one link
-// exactly one succeeds. It reports false when the link is gone, wrong or expired.
+// exactly one succeeds. It reports false when the link is gone, wrong or expired, and,
+// for a redemption without a PIN hash (a recovery link), when the user has no PIN hash
+// or is waiting for setup.
 func (s *Store) RedeemSetupLink(ctx context.Context, domain, ext, tokenHash string, now time.Time, passwordHash, pinHash string) (bool, error) {
 	pk := userPK(domain, ext)
 	update := &types.Update{
@@ -81,6 +83,11 @@ func (s *Store) RedeemSetupLink(ctx context.Context, domain, ext, tokenHash stri
 	if pinHash != "" {
 		update.UpdateExpression = aws.String("SET passwordHash = :pw, pinHash = :pin, #status = :active")
 		update.ExpressionAttributeValues[":pin"] = str(pinHash)
+	} else {
+		// A recovery link sets a password only: it must not finish a setup, which
+		// would leave an active user without a voicemail PIN.
+		update.ConditionExpression = aws.String("attribute_exists(pk) AND attribute_exists(pinHash) AND #status <> :setup")
+		update.ExpressionAttributeValues[":setup"] = str(string(turnover.StatusSetupRequired))
 	}
 	_, err := s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
 		{Delete: &types.Delete{
@@ -122,62 +129,100 @@ func ratePK(username string, now time.Time, window time.Duration) string {
 	return "RATE#" + hex.EncodeToString(sum[:]) + "#" + strconv.FormatInt(now.Unix()/int64(window.Seconds()), 10)
 }
 
-// FailedSetups returns how many setup attempts failed for username in the window that
-// holds now.
-func (s *Store) FailedSetups(ctx context.Context, username string, now time.Time, window time.Duration) (int, error) {
-	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &s.table, Key: key(ratePK(username, now, window), "RATE"), ConsistentRead: aws.Bool(true)})
+// AddSetupAttempts adds n (1 to count an attempt, -1 to give one back) to username's
+// attempts in the window that holds now, and returns the new count: one UpdateItem with
+// ADD and UPDATED_NEW, so that concurrent attempts each get a count of their own.
+func (s *Store) AddSetupAttempts(ctx context.Context, username string, now time.Time, window time.Duration, n int) (int, error) {
+	out, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:        &s.table,
+		Key:              key(ratePK(username, now, window), "RATE"),
+		UpdateExpression: aws.String("ADD attempts :n SET expiresAt = :exp"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":n": num(n), ":exp": unix(now.Add(2 * window)),
+		},
+		ReturnValues: types.ReturnValueUpdatedNew,
+	})
 	if err != nil {
-		return 0, fmt.Errorf("get failed setups: %w", err)
+		return 0, fmt.Errorf("count setup attempt: %w", err)
 	}
 	var it rateItem
-	if out.Item != nil {
-		if err := attributevalue.UnmarshalMap(out.Item, &it); err != nil {
-			return 0, fmt.Errorf("decode failed setups: %w", err)
-		}
+	if err := attributevalue.UnmarshalMap(out.Attributes, &it); err != nil {
+		return 0, fmt.Errorf("decode setup attempts: %w", err)
 	}
 	return it.Attempts, nil
 }
 
-// RecordFailedSetup counts one failed setup attempt for username.
-func (s *Store) RecordFailedSetup(ctx context.Context, username string, now time.Time, window time.Duration) error {
-	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:        &s.table,
-		Key:              key(ratePK(username, now, window), "RATE"),
-		UpdateExpression: aws.String("ADD attempts :one SET expiresAt = :exp"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":one": num(1), ":exp": unix(now.Add(2 * window)),
-		},
+// Mail markers: one item per scope and extension. "sending" holds the mail for one
+// sender until leaseUntil; "sent" holds it until expiresAt (and DynamoDB's TTL then
+// cleans it up). A marker without a state was written before leases existed: it means
+// sent.
+const (
+	mailSending = "sending"
+	mailSent    = "sent"
+)
+
+func mailKey(domain, scope, ext string) map[string]types.AttributeValue {
+	return key("MAIL#"+domain+"#"+scope, ext)
+}
+
+// ClaimMailMarker claims one mail (of a job or request, to an extension) for one sender
+// until leaseUntil. It succeeds when there is no marker or a "sending" one whose lease
+// ran out by now. It reports false when the mail was sent, and returns an error while
+// another sender's lease runs, so that the queue tries the mail again later.
+func (s *Store) ClaimMailMarker(ctx context.Context, domain, scope, ext string, now, leaseUntil time.Time) (bool, error) {
+	item := mailKey(domain, scope, ext)
+	item["state"], item["leaseUntil"], item["expiresAt"] = str(mailSending), unix(leaseUntil), unix(leaseUntil)
+	_, err := s.db.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName:                 &s.table,
+		Item:                      item,
+		ConditionExpression:       aws.String("attribute_not_exists(pk) OR (#state = :sending AND leaseUntil <= :now)"),
+		ExpressionAttributeNames:  map[string]string{"#state": "state"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":sending": str(mailSending), ":now": unix(now)},
 	})
+	if err == nil {
+		return true, nil
+	}
+	if !isConditionFailed(err) {
+		return false, fmt.Errorf("claim mail to %s: %w", ext, err)
+	}
+	var m struct {
+		State string `dynamodbav:"state"`
+	}
+	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &s.table, Key: mailKey(domain, scope, ext), ConsistentRead: aws.Bool(true)})
 	if err != nil {
-		return fmt.Errorf("count failed setup: %w", err)
+		return false, fmt.Errorf("read mail marker of %s: %w", ext, err)
+	}
+	if err := attributevalue.UnmarshalMap(out.Item, &m); err != nil {
+		return false, fmt.Errorf("decode mail marker of %s: %w", ext, err)
+	}
+	if out.Item != nil && m.State != mailSending {
+		return false, nil
+	}
+	return false, fmt.Errorf("mail to %s is being sent by another delivery; try again later", ext)
+}
+
+// MarkMailSent records that a claimed mail went: no claim succeeds until keepUntil.
+func (s *Store) MarkMailSent(ctx context.Context, domain, scope, ext string, keepUntil time.Time) error {
+	item := mailKey(domain, scope, ext)
+	item["state"], item["expiresAt"] = str(mailSent), unix(keepUntil)
+	if _, err := s.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: &s.table, Item: item}); err != nil {
+		return fmt.Errorf("record mail to %s as sent: %w", ext, err)
 	}
 	return nil
 }
 
-// ClaimMailMarker marks one mail (of a job or request, to an extension) as being sent.
-// It reports false when the mail was claimed before, so a retried step never sends a
-// second copy.
-func (s *Store) ClaimMailMarker(ctx context.Context, domain, scope, ext string, keep time.Duration) (bool, error) {
-	_, err := s.db.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName: &s.table,
-		Item: map[string]types.AttributeValue{
-			"pk": str("MAIL#" + domain + "#" + scope), "sk": str(ext), "expiresAt": unix(s.now().Add(keep)),
-		},
-		ConditionExpression: aws.String("attribute_not_exists(pk)"),
+// ReleaseMailMarker ends the lease that ends at leaseUntil, whose mail could not be sent,
+// so that a retry sends at once. It leaves a "sent" marker and another sender's lease
+// alone.
+func (s *Store) ReleaseMailMarker(ctx context.Context, domain, scope, ext string, leaseUntil time.Time) error {
+	_, err := s.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{
+		TableName:                 &s.table,
+		Key:                       mailKey(domain, scope, ext),
+		ConditionExpression:       aws.String("#state = :sending AND leaseUntil = :until"),
+		ExpressionAttributeNames:  map[string]string{"#state": "state"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":sending": str(mailSending), ":until": unix(leaseUntil)},
 	})
-	if isConditionFailed(err) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("claim mail to %s: %w", ext, err)
-	}
-	return true, nil
-}
-
-// ReleaseMailMarker forgets a claim whose mail could not be sent, so a retry sends it.
-func (s *Store) ReleaseMailMarker(ctx context.Context, domain, scope, ext string) error {
-	_, err := s.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: &s.table, Key: key("MAIL#"+domain+"#"+scope, ext)})
-	if err != nil {
+	if err != nil && !isConditionFailed(err) {
 		return fmt.Errorf("release mail to %s: %w", ext, err)
 	}
 	return nil
@@ -224,22 +269,49 @@ func (s *Store) SetIdentity(ctx context.Context, domain string, id turnover.NewI
 	return nil
 }
 
-// ForcePasswordReset clears a user's password: they must set a new one to sign in.
-// It returns ENOTFOUND if there is no such user.
-func (s *Store) ForcePasswordReset(ctx context.Context, domain, ext string) error {
-	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 &s.table,
-		Key:                       key(userPK(domain, ext), skProfile),
-		UpdateExpression:          aws.String("REMOVE passwordHash SET #status = :required"),
-		ConditionExpression:       aws.String("attribute_exists(pk)"),
-		ExpressionAttributeNames:  map[string]string{"#status": "status"},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":required": str(string(turnover.StatusPasswordRequired))},
-	})
-	if isConditionFailed(err) {
-		return turnover.Errorf(turnover.ENOTFOUND, "Extension %s does not exist in domain %s.", ext, domain)
+// ForcePasswordReset voids a user's password and every setup link sent before, in one
+// transaction, and returns the status the user is left in: password_required for a
+// user who has finished setup, setup_required for one who has not (status
+// setup_required, or no voicemail PIN), who must finish setup, PIN included, with a
+// welcome link. The write is conditional on what was read, and read again when the user
+// changed meanwhile. It returns ENOTFOUND if there is no such user and ECONFLICT if the
+// user kept changing.
+func (s *Store) ForcePasswordReset(ctx context.Context, domain, ext string) (turnover.Status, error) {
+	pk := userPK(domain, ext)
+	for range 3 {
+		u, err := s.GetUser(ctx, domain, ext)
+		if err != nil {
+			return "", err
+		}
+		to := turnover.StatusPasswordRequired
+		if u.Status == turnover.StatusSetupRequired || u.VoicemailPINHash == "" {
+			to = turnover.StatusSetupRequired
+		}
+		pin := "attribute_exists(pinHash)" // as read
+		if u.VoicemailPINHash == "" {
+			pin = "attribute_not_exists(pinHash)"
+		}
+		_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
+			{Update: &types.Update{
+				TableName:                &s.table,
+				Key:                      key(pk, skProfile),
+				UpdateExpression:         aws.String("REMOVE passwordHash SET #status = :to"),
+				ConditionExpression:      aws.String("#status = :was AND " + pin),
+				ExpressionAttributeNames: map[string]string{"#status": "status"},
+				ExpressionAttributeValues: map[string]types.AttributeValue{
+					":to": str(string(to)), ":was": str(string(u.Status)),
+				},
+			}},
+			{Delete: &types.Delete{TableName: &s.table, Key: key(pk, skSetup)}}, // older links die
+		}})
+		var tc *types.TransactionCanceledException
+		if errors.As(err, &tc) {
+			continue // the user changed since it was read
+		}
+		if err != nil {
+			return "", fmt.Errorf("force password reset of %s: %w", ext, err)
+		}
+		return to, nil
 	}
-	if err != nil {
-		return fmt.Errorf("force password reset of %s: %w", ext, err)
-	}
-	return nil
+	return "", turnover.Errorf(turnover.ECONFLICT, "Extension %s changed while its password was being reset; try again.", ext)
 }

@@ -82,6 +82,10 @@ type profileItem struct {
 	// ResetJob is the last job that reset the user; a retried batch of that job sees it
 	// and does not reset the user a second time.
 	ResetJob string `dynamodbav:"resetJob,omitempty"`
+	// PlanJob and PlanCounts are what the job resetting the user saved before deleting
+	// anything of theirs (SavePlans); the job's commit removes them.
+	PlanJob    string         `dynamodbav:"planJob,omitempty"`
+	PlanCounts map[string]int `dynamodbav:"planCounts,omitempty"`
 	// Search is what the users list's q matches: the name and extension, lower case.
 	Search string `dynamodbav:"search"`
 	// OffboardingID and OffboardingAt name the user's pending offboarding.
@@ -104,6 +108,18 @@ func newProfileItem(u turnover.User) profileItem {
 		PasswordHash: u.PasswordHash, VoicemailPINHash: u.VoicemailPINHash,
 		Search: searchText(u.FirstName, u.LastName, u.Extension),
 	}
+}
+
+// saved is the plan a job saved on the profile, or nil.
+func (p profileItem) saved() *turnover.SavedPlan {
+	if p.PlanJob == "" {
+		return nil
+	}
+	counts := p.PlanCounts
+	if counts == nil {
+		counts = map[string]int{} // an empty map is left out when stored
+	}
+	return &turnover.SavedPlan{Extension: p.Extension, JobID: p.PlanJob, Counts: counts}
 }
 
 func (p profileItem) user() turnover.User {
@@ -175,7 +191,7 @@ func batchGet[T any](ctx context.Context, s *Store, keys []map[string]types.Attr
 		req := map[string]types.KeysAndAttributes{s.table: {Keys: keys[start:min(start+maxBatchGet, len(keys))], ConsistentRead: aws.Bool(true)}}
 		for attempt := 0; len(req) > 0; attempt++ {
 			if attempt > maxAttempts {
-				return nil, fmt.Errorf("keys still unprocessed after %d attempts", maxAttempts)
+				return nil, &retryableError{fmt.Errorf("keys still unprocessed after %d attempts", maxAttempts)}
 			}
 			if attempt > 0 {
 				if err := backoff(ctx, attempt); err != nil {
@@ -367,6 +383,17 @@ func queryAll[T any](ctx context.Context, db dynamodb.QueryAPIClient, in *dynamo
 // maxAttempts bounds retries of unprocessed batch items.
 const maxAttempts = 8
 
+// retryableError is a failure that may pass if the work is tried again later: items
+// DynamoDB left unprocessed (throttling) however often they were sent again, or a lock
+// that lapsed. Its RetryableError method is how the AWS SDK's retry classifiers
+// (retry.IsErrorRetryables with retry.DefaultRetryables) know it, and so the reset
+// engine, which then has the state machine retry the batch.
+type retryableError struct{ err error }
+
+func (e *retryableError) Error() string        { return e.err.Error() }
+func (e *retryableError) Unwrap() error        { return e.err }
+func (e *retryableError) RetryableError() bool { return true }
+
 // backoff sleeps before retry attempt n (1, 2, …) with full jitter, capped at 2 s.
 func backoff(ctx context.Context, n int) error {
 	ceil := min(25*time.Millisecond<<min(n, 7), 2*time.Second)
@@ -384,7 +411,8 @@ func backoff(ctx context.Context, n int) error {
 const writesAtOnce = 4
 
 // batchWrite sends write requests in calls of 25, a few calls at a time, retrying
-// unprocessed items with backoff and jitter.
+// unprocessed items with backoff and jitter. Items still unprocessed after maxAttempts
+// make a retryable error (see retryableError).
 func (s *Store) batchWrite(ctx context.Context, reqs []types.WriteRequest) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(writesAtOnce)
@@ -399,7 +427,11 @@ func (s *Store) writeChunk(ctx context.Context, chunk []types.WriteRequest) erro
 	pending := map[string][]types.WriteRequest{s.table: chunk}
 	for attempt := 0; len(pending) > 0; attempt++ {
 		if attempt > maxAttempts {
-			return fmt.Errorf("batch write: items still unprocessed after %d attempts", maxAttempts)
+			n := 0
+			for _, reqs := range pending {
+				n += len(reqs)
+			}
+			return &retryableError{fmt.Errorf("batch write: %d items still unprocessed after %d attempts", n, maxAttempts)}
 		}
 		if attempt > 0 {
 			if err := backoff(ctx, attempt); err != nil {

@@ -78,8 +78,9 @@ type numberItem struct {
 }
 
 // LoadUserData returns a user and everything they own, read with one paginated Query of
-// the user's item collection. It returns an ENOTFOUND error if the user does not exist.
-// ResetJob is the id of the last job that reset the user.
+// the user's item collection, with the plan a job saved on the profile (data.Saved). It
+// returns an ENOTFOUND error if the user does not exist. ResetJob is the id of the last
+// job that reset the user.
 func (s *Store) LoadUserData(ctx context.Context, domain, ext string) (data turnover.UserData, resetJob string, err error) {
 	p := dynamodb.NewQueryPaginator(s.db, &dynamodb.QueryInput{
 		TableName:                 &s.table,
@@ -113,7 +114,7 @@ func decodeOwned(sk string, item map[string]types.AttributeValue, d *turnover.Us
 		if err := attributevalue.UnmarshalMap(item, &p); err != nil {
 			return err
 		}
-		d.User, *resetJob, *found = p.user(), p.ResetJob, true
+		d.User, d.Saved, *resetJob, *found = p.user(), p.saved(), p.ResetJob, true
 	case strings.HasPrefix(sk, prefixVM):
 		var v voicemailItem
 		if err := attributevalue.UnmarshalMap(item, &v); err != nil {
@@ -171,7 +172,7 @@ func ownedItems(d turnover.UserData) []any {
 		items = append(items, contactItem{PK: pk, SK: prefixCT + c.ID, ID: c.ID, FirstName: c.FirstName, LastName: c.LastName, Phone: c.Phone, Email: c.Email})
 	}
 	for _, v := range d.Devices {
-		items = append(items, deviceItem{PK: pk, SK: prefixDEV + v.ID, ID: v.ID, Kind: v.Kind, MAC: v.MAC, Model: v.Model})
+		items = append(items, deviceLine(d.User, deviceItem{PK: pk, SK: prefixDEV + v.ID, ID: v.ID, Kind: v.Kind, MAC: v.MAC, Model: v.Model}))
 	}
 	for _, n := range d.Numbers {
 		items = append(items, didItem{PK: pk, SK: prefixDID + n, Number: n})

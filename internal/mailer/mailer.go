@@ -19,7 +19,8 @@ import (
 
 // Deliverer mails one requested link.
 type Deliverer interface {
-	// Deliver mails the link; a scope that mailed the user already sends nothing.
+	// Deliver mails the link; a scope that mailed the user already sends nothing. It
+	// reports true with an error when the mail went but could not be recorded.
 	Deliver(ctx context.Context, req turnover.MailRequest) (bool, error)
 }
 
@@ -30,14 +31,17 @@ type Mailer struct {
 	log     *slog.Logger
 }
 
-// New returns a mailer that sends at most perSecond emails a second.
-func New(d Deliverer, perSecond int, log *slog.Logger) *Mailer {
+// New returns a mailer that sends at most perSecond emails a second, a fraction
+// included: each of several mailers running at once sends its share of the account's
+// rate.
+func New(d Deliverer, perSecond float64, log *slog.Logger) *Mailer {
 	return &Mailer{deliver: d, limiter: rate.NewLimiter(rate.Limit(perSecond), 1), log: log}
 }
 
 // Handle sends the requests of one batch of queue messages, paced. It reports the
 // messages to deliver again: those whose mail failed in a way that may pass (throttling,
-// a service error) and those it had no time left for. A request that can never be sent
+// a service error, another delivery of the same mail under way) and those it had no
+// time left for; never one whose mail went. A request that can never be sent
 // (the user is gone or has no email on file, or the message is not a request) is logged
 // and dropped.
 func (m *Mailer) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
@@ -57,6 +61,10 @@ func (m *Mailer) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEven
 		switch {
 		case err == nil:
 			log.Info("mail handled", "sent", sent)
+		case sent:
+			// The mail went; only recording that failed. Another try would mail a second
+			// copy, whose new link would replace the one just sent.
+			log.Warn("mail sent, but not recorded as sent", "error", safe(err))
 		case turnover.ErrorCode(err) != turnover.EINTERNAL:
 			log.Warn("mail dropped", "reason", turnover.ErrorMessage(err))
 		default:

@@ -2,14 +2,19 @@ package reset
 
 import (
 	"context"
+	"errors"
 
 	"turnover/internal/turnover"
 )
 
 // JobStore is what launching a job needs of the table.
 type JobStore interface {
-	CreateJob(ctx context.Context, j turnover.Job) error
-	GetJob(ctx context.Context, domain, jobID string) (turnover.Job, error)
+	// CreateLaunchedJob records a new job with the hash of the request that asked for
+	// it and where its manifest is; ECONFLICT if the job exists.
+	CreateLaunchedJob(ctx context.Context, j turnover.Job, requestHash string, manifest turnover.ManifestLocation) error
+	// GetLaunchedJob returns a job with the hash and manifest it was created with;
+	// ENOTFOUND if there is no such job.
+	GetLaunchedJob(ctx context.Context, domain, jobID string) (turnover.Job, string, turnover.ManifestLocation, error)
 	PutRecycleRows(ctx context.Context, domain, jobID string, rows []turnover.NewIdentity) error
 }
 
@@ -23,6 +28,10 @@ type Executions interface {
 	StartJob(ctx context.Context, in turnover.ExecutionInput) error
 }
 
+// ErrOtherRequest is returned by LaunchRequest for a job id that an earlier, different
+// request took: the job is left as it is.
+var ErrOtherRequest = errors.New("the job was created by a different request")
+
 // Launcher starts reset jobs: the portal's resets and scheduled offboardings alike.
 type Launcher struct {
 	Jobs       JobStore
@@ -32,17 +41,29 @@ type Launcher struct {
 	BatchSize int
 }
 
-// Launch starts a job: the job item, the new identities of recycled extensions, its
-// manifest of batches in S3, then the execution named after the job. Every step can be
-// repeated: launching a job whose item exists already finishes starting that job, so
-// a retried launch (same job id) never starts a second execution. It returns the job
-// as stored.
+// Launch starts a job, as LaunchRequest does for a request without a hash: launching
+// the same job id again finishes starting the job that has it.
 func (l *Launcher) Launch(ctx context.Context, job turnover.Job, users []string, rows []turnover.NewIdentity) (turnover.Job, error) {
-	if err := l.Jobs.CreateJob(ctx, job); turnover.ErrorCode(err) == turnover.ECONFLICT {
-		if job, err = l.Jobs.GetJob(ctx, job.Domain, job.ID); err != nil {
-			return job, err
-		}
-	} else if err != nil {
+	return l.LaunchRequest(ctx, job, "", users, rows)
+}
+
+// LaunchRequest starts a job for the request whose hash is requestHash: the new
+// identities of recycled extensions and its manifest of batches in S3, then the job
+// item, then the execution named after the job. The job item is written last but one
+// and only if it does not exist, so the rows and manifest of an existing job are never
+// overwritten.
+//
+// A job that exists already is never changed. If the same request created it (an
+// earlier try that failed before it could answer, or a key sent again after its
+// idempotency record expired), LaunchRequest finishes starting it, starting its
+// execution if it is still running (a no-op when the execution exists), and returns
+// it as stored. If another request created it, it returns ErrOtherRequest.
+func (l *Launcher) LaunchRequest(ctx context.Context, job turnover.Job, requestHash string, users []string, rows []turnover.NewIdentity) (turnover.Job, error) {
+	existing, hash, manifest, err := l.Jobs.GetLaunchedJob(ctx, job.Domain, job.ID)
+	switch {
+	case err == nil:
+		return l.resume(ctx, existing, hash, manifest, requestHash)
+	case turnover.ErrorCode(err) != turnover.ENOTFOUND:
 		return job, err
 	}
 	if len(rows) > 0 {
@@ -50,9 +71,33 @@ func (l *Launcher) Launch(ctx context.Context, job turnover.Job, users []string,
 			return job, err
 		}
 	}
-	manifest, err := l.Manifests.PutManifest(ctx, job.Domain, job.ID, Batches(users, l.BatchSize))
+	manifest, err = l.Manifests.PutManifest(ctx, job.Domain, job.ID, Batches(users, l.BatchSize))
 	if err != nil {
 		return job, err
+	}
+	if err := l.Jobs.CreateLaunchedJob(ctx, job, requestHash, manifest); turnover.ErrorCode(err) == turnover.ECONFLICT {
+		// Another launch of the same job id won the race; callers claim their
+		// request first (an Idempotency-Key, an offboarding), so it was this request.
+		existing, hash, manifest, err := l.Jobs.GetLaunchedJob(ctx, job.Domain, job.ID)
+		if err != nil {
+			return job, err
+		}
+		return l.resume(ctx, existing, hash, manifest, requestHash)
+	} else if err != nil {
+		return job, err
+	}
+	return job, l.Executions.StartJob(ctx, turnover.ExecutionInput{Domain: job.Domain, JobID: job.ID, Options: job.Options, Manifest: manifest})
+}
+
+// resume finishes starting a job that exists already, writing nothing.
+func (l *Launcher) resume(ctx context.Context, job turnover.Job, hash string, manifest turnover.ManifestLocation, requestHash string) (turnover.Job, error) {
+	if hash != requestHash {
+		return job, ErrOtherRequest
+	}
+	if job.Status != turnover.JobRunning || manifest == (turnover.ManifestLocation{}) {
+		// Finished, so its execution ran; or created before jobs kept their manifest's
+		// location, which cannot be started again without writing its manifest.
+		return job, nil
 	}
 	return job, l.Executions.StartJob(ctx, turnover.ExecutionInput{Domain: job.Domain, JobID: job.ID, Options: job.Options, Manifest: manifest})
 }

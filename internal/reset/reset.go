@@ -19,15 +19,20 @@ import (
 type Store interface {
 	// LockUsers locks users for a job and returns those it could not lock.
 	LockUsers(ctx context.Context, domain, jobID string, exts []string, ttl time.Duration) (map[string]bool, error)
-	// LoadUserData returns the user, all they own, and the last job that reset them.
+	// LoadUserData returns the user, all they own (with the plan a job saved on them, in
+	// UserData.Saved), and the last job that reset them.
 	LoadUserData(ctx context.Context, domain, ext string) (turnover.UserData, string, error)
 	// GetResults returns the results the job has recorded for these users.
 	GetResults(ctx context.Context, domain, jobID string, exts []string) (map[string]turnover.UserResult, error)
 	// GetRecycleRowsOf returns the new identities the job gives these extensions.
 	GetRecycleRowsOf(ctx context.Context, domain, jobID string, exts []string) (map[string]turnover.NewIdentity, error)
+	// SavePlans saves each plan's counts on its user's profile while the plan's job holds
+	// the user's lock; a lapsed lock is an error isTransient accepts.
+	SavePlans(ctx context.Context, domain string, plans []turnover.SavedPlan) error
 	// ApplyResets deletes what the plans select; running it twice is harmless.
 	ApplyResets(ctx context.Context, plans []turnover.ResetPlan) error
-	// CommitResets records how each user ended, once per job and user.
+	// CommitResets records how each user ended, once per job and user, and removes the
+	// saved plans of the users it records or unlocks.
 	CommitResets(ctx context.Context, domain, jobID string, commits []turnover.ResetCommit) (turnover.CommitOutcome, error)
 }
 
@@ -89,15 +94,28 @@ type TransientError struct{ Err error }
 func (e *TransientError) Error() string { return "transient: " + e.Err.Error() }
 func (e *TransientError) Unwrap() error { return e.Err }
 
-// ResetBatch resets the users of a batch together, in three rounds of AWS calls: lock
-// every user, read what each owns and what the job recorded already (side by side);
-// delete what the plans select, items and audio of all users at once; then record every
-// result and the job's counters in one transaction. A user's own failure is recorded as
-// that user's result and does not fail the batch. A transient failure (throttling, a
-// service error, a timeout) returns a *TransientError so the state machine retries the
-// batch; users already recorded are not reset again, and what was half done is finished.
-// Any other failure (access denied, a request AWS refuses) is returned as it is: the
-// state machine does not retry it, and the batch counts against the job's tolerance.
+// ResetBatch resets the users of a batch together, in four rounds of AWS calls, each
+// round's calls side by side and covering every user of the batch:
+//
+//  1. lock every user, read what each owns and what the job recorded already;
+//  2. save each user's plan (what the reset counts) on their profile, and delete the
+//     audio of every message and greeting the plans select;
+//  3. delete the items the plans select;
+//  4. record every result and the job's counters in one transaction, removing the saved
+//     plans.
+//
+// The invariant: a user's items are deleted only after their audio is deleted and their
+// counts are saved. So any retry, after a crash, throttling or a commit that found the
+// profile changed, still finds the remaining audio through the remaining items, and
+// records the counts the first try saw (the saved plan of this job) rather than what is
+// left.
+//
+// A user's own failure is recorded as that user's result and does not fail the batch. A
+// transient failure (throttling, a service error, a timeout, a lock that lapsed) returns
+// a *TransientError so the state machine retries the batch; users already recorded are
+// not reset again, and what was half done is finished. Any other failure (access denied,
+// a request AWS refuses) is returned as it is: the state machine does not retry it, and
+// the batch counts against the job's tolerance.
 func (s *Service) ResetBatch(ctx context.Context, in BatchInput) (BatchOutput, error) {
 	if in.Domain == "" || in.JobID == "" {
 		return BatchOutput{}, fmt.Errorf("batch without domain or job id")
@@ -191,6 +209,7 @@ func (s *Service) resetRound(ctx context.Context, in BatchInput, users []string)
 	var (
 		res     roundResult
 		plans   []turnover.ResetPlan
+		saves   []turnover.SavedPlan
 		audio   []string
 		commits []turnover.ResetCommit
 	)
@@ -211,7 +230,15 @@ func (s *Service) resetRound(ctx context.Context, in BatchInput, users []string)
 			c.Result = failed(ext, turnover.Errorf(turnover.ECONFLICT, "Extension %s is being reset by another job; it was left as it was.", ext), now)
 		default:
 			plan := Plan(st.data, in.Options)
-			r := turnover.UserResult{Extension: ext, Outcome: turnover.OutcomeReset, Deleted: plan.Counts(in.Options), At: now}
+			counts := plan.Counts(in.Options)
+			if saved := st.data.Saved; saved != nil && saved.JobID == in.JobID {
+				// An earlier try saved its counts and may have deleted items since: what
+				// is left is deleted all the same, and the counts are the first try's.
+				counts = saved.Counts
+			} else {
+				saves = append(saves, turnover.SavedPlan{Extension: ext, JobID: in.JobID, Counts: counts})
+			}
+			r := turnover.UserResult{Extension: ext, Outcome: turnover.OutcomeReset, Deleted: counts, At: now}
 			if in.Options.Recycle {
 				plan.Recycle, r.Outcome = row, turnover.OutcomeRecyclePending
 				if row != nil {
@@ -225,16 +252,23 @@ func (s *Service) resetRound(ctx context.Context, in BatchInput, users []string)
 		commits = append(commits, c)
 	}
 
-	// Audio and items are independent: delete them side by side, every user's at once.
+	// The items say where the audio is and the counts are recorded only at the end: save
+	// the counts and delete the audio (side by side, every user's at once) before any item
+	// goes, so a retry of a half-done batch loses neither.
 	g, gctx = errgroup.WithContext(ctx)
+	if len(saves) > 0 {
+		g.Go(func() error { return s.store.SavePlans(gctx, in.Domain, saves) })
+	}
 	if len(audio) > 0 {
 		g.Go(func() error { return s.audio.DeleteAudio(gctx, audio) })
 	}
-	if len(plans) > 0 {
-		g.Go(func() error { return s.store.ApplyResets(gctx, plans) })
-	}
 	if err := g.Wait(); err != nil {
 		return res, err
+	}
+	if len(plans) > 0 {
+		if err := s.store.ApplyResets(ctx, plans); err != nil {
+			return res, err
+		}
 	}
 	outcome, err := s.store.CommitResets(ctx, in.Domain, in.JobID, commits)
 	if err != nil {

@@ -8,10 +8,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"path"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
@@ -59,8 +62,11 @@ func (s *Store) PutAudio(ctx context.Context, key string, wav []byte) error {
 // DeleteAudio deletes recordings so that none stays readable, whatever the bucket's
 // versioning: keys go in DeleteObjects calls of up to 1,000; if S3 answers with delete
 // markers (versioning on or suspended), every version and delete marker of those keys is
-// deleted too. Keys outside audio/ are refused. It fails if S3 reports any key it could
-// not delete.
+// deleted too. Keys outside audio/ are refused. Keys S3 reports it could not delete for a
+// passing reason (SlowDown, InternalError, ServiceUnavailable…) are sent again, alone,
+// with backoff and jitter; if some are still left, the error it returns is one the AWS
+// SDK's retry classifiers (retry.IsErrorRetryables) call retryable. A key S3 refuses for
+// any other reason (AccessDenied…) fails it at once with an error that is not.
 func (s *Store) DeleteAudio(ctx context.Context, keys []string) error {
 	ids := make([]types.ObjectIdentifier, len(keys))
 	for i, k := range keys {
@@ -76,25 +82,82 @@ func (s *Store) DeleteAudio(ctx context.Context, keys []string) error {
 	return s.deleteVersions(ctx, keys)
 }
 
+// deleteAttempts bounds the DeleteObjects calls that send keys S3 failed to delete for a
+// passing reason.
+const deleteAttempts = 5
+
+// passingCodes are the per-key error codes of DeleteObjects that may pass if the key is
+// deleted again: S3 overloaded or failing inside. With the codes the AWS SDK retries a
+// whole call for (retry.DefaultRetryableErrorCodes and DefaultThrottleErrorCodes), they
+// say a key is worth sending again.
+var passingCodes = map[string]bool{"InternalError": true, "ServiceUnavailable": true, "SlowDown": true, "RequestTimeout": true, "OperationAborted": true}
+
+func passing(code string) bool {
+	_, retryable := retry.DefaultRetryableErrorCodes[code]
+	_, throttle := retry.DefaultThrottleErrorCodes[code]
+	return passingCodes[code] || retryable || throttle
+}
+
+// keysLeftError says keys were still not deleted after deleteAttempts calls, each time
+// for a passing reason. RetryableError is how the AWS SDK's retry classifiers know it.
+type keysLeftError struct {
+	keys        int
+	first, code string
+}
+
+func (e *keysLeftError) Error() string {
+	return fmt.Sprintf("delete audio: %d keys not deleted after %d attempts, first %s: %s", e.keys, deleteAttempts, e.first, e.code)
+}
+
+func (e *keysLeftError) RetryableError() bool { return true }
+
 // deleteObjects deletes objects in calls of up to 1,000 and reports whether S3 left
-// delete markers, which says the bucket keeps versions.
+// delete markers, which says the bucket keeps versions. Keys S3 failed to delete for a
+// passing reason go again, alone; one it refused for another reason ends it.
 func (s *Store) deleteObjects(ctx context.Context, ids []types.ObjectIdentifier) (markers bool, err error) {
 	for start := 0; start < len(ids); start += maxDelete {
-		out, err := s.s3.DeleteObjects(ctx, &s3.DeleteObjectsInput{
-			Bucket: &s.bucket, Delete: &types.Delete{Objects: ids[start:min(start+maxDelete, len(ids))]},
-		})
-		if err != nil {
-			return markers, fmt.Errorf("delete audio: %w", err)
-		}
-		if len(out.Errors) > 0 {
-			e := out.Errors[0]
-			return markers, fmt.Errorf("delete audio: %d keys not deleted, first %s: %s", len(out.Errors), aws.ToString(e.Key), aws.ToString(e.Code))
-		}
-		for _, d := range out.Deleted {
-			markers = markers || aws.ToBool(d.DeleteMarker)
+		pending := ids[start:min(start+maxDelete, len(ids))]
+		for attempt := 1; len(pending) > 0; attempt++ {
+			out, err := s.s3.DeleteObjects(ctx, &s3.DeleteObjectsInput{Bucket: &s.bucket, Delete: &types.Delete{Objects: pending}})
+			if err != nil {
+				return markers, fmt.Errorf("delete audio: %w", err)
+			}
+			for _, d := range out.Deleted {
+				markers = markers || aws.ToBool(d.DeleteMarker)
+			}
+			pending = pending[:0:0]
+			for _, e := range out.Errors {
+				if !passing(aws.ToString(e.Code)) {
+					return markers, fmt.Errorf("delete audio: key %s not deleted: %s", aws.ToString(e.Key), aws.ToString(e.Code))
+				}
+				pending = append(pending, types.ObjectIdentifier{Key: e.Key, VersionId: e.VersionId})
+			}
+			if len(pending) == 0 {
+				break
+			}
+			if attempt == deleteAttempts {
+				e := out.Errors[0]
+				return markers, &keysLeftError{keys: len(pending), first: aws.ToString(e.Key), code: aws.ToString(e.Code)}
+			}
+			if err := backoff(ctx, attempt); err != nil {
+				return markers, err
+			}
 		}
 	}
 	return markers, nil
+}
+
+// backoff sleeps before retry attempt n (1, 2, …) with full jitter, capped at 2 s.
+func backoff(ctx context.Context, n int) error {
+	ceil := min(25*time.Millisecond<<min(n, 7), 2*time.Second)
+	t := time.NewTimer(rand.N(ceil) + time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 // deleteVersions deletes every version and delete marker of keys, listing the versions

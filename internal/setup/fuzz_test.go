@@ -40,9 +40,10 @@ func FuzzParseUsername(f *testing.F) {
 }
 
 // FuzzCheckAndComplete: only the live link's token and a username naming its user open
-// it; a failed attempt to use it counts against that user however the username is
-// spelled, so that no other spelling of it escapes the limit on attempts; and a link is
-// used only when setup succeeds.
+// it; a failed attempt to open it (the page's Check) or to use it (Complete) counts
+// once against that user however the username is spelled, so that no other spelling of
+// it escapes the limit on attempts; an attempt that opens it leaves nothing counted; and
+// a link is used only when setup succeeds.
 func FuzzCheckAndComplete(f *testing.F) {
 	for _, s := range []string{"MTAwNUBuaWZ0eXdpZGdldHM=", "MTAwNUBuaWZ0eXdpZGdldHM", "MTAwNUBuaWZ0eXdpZGdldHM=\r\n", "MTAwNUBuaWZ0eXdpZGdldHN=", "MTAwNkBuaWZ0eXdpZGdldHM="} {
 		f.Add(s, "", true)
@@ -67,8 +68,11 @@ func FuzzCheckAndComplete(f *testing.F) {
 		if _, kept := st.links["niftywidgets/1005"]; used == kept || used != opens {
 			t.Fatalf("after Complete(%q, %q) = %v: link kept %v, account set up %v", username, token, err, kept, used)
 		}
-		if named && !opens && st.failures[setup.Username(ext, dom)] != 1 {
-			t.Fatalf("a failed attempt with %q is counted as %v, not against %s", username, st.failures, setup.Username(ext, dom))
+		if named && !opens && (st.failures[setup.Username(ext, dom)] != 2 || len(st.failures) != 1) {
+			t.Fatalf("two failed attempts with %q are counted as %v, not twice against %s", username, st.failures, setup.Username(ext, dom))
+		}
+		if opens && len(st.failures) != 0 {
+			t.Fatalf("attempts that opened the link are counted: %v", st.failures)
 		}
 	})
 }

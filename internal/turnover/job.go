@@ -225,6 +225,16 @@ type SetupLink struct {
 	ValidUntil time.Time
 }
 
+// SavedPlan is what a job saved on a user's profile before deleting anything of theirs:
+// the counts of what it would delete, as its first try saw them. A later try of the same
+// job finds part of the user gone already, so it records these counts rather than what
+// is left.
+type SavedPlan struct {
+	Extension string
+	JobID     string
+	Counts    map[string]int
+}
+
 // ResetCommit is how one user's part of a job ends. A user reset carries the plan that
 // was carried out and what the reset read of the profile (ReadResetJob and the plan's
 // Directory names): the commit holds only if the profile still says so, which catches a

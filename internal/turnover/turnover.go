@@ -146,6 +146,18 @@ type Device struct {
 	Model string
 }
 
+// Phone is a desk phone of the domain's inventory, registered by its MAC address. Users'
+// lines on it are their own Device items with the phone's MAC; a reset takes a user's
+// line off the phone, and the phone stays in the inventory, with no lines if none are left.
+type Phone struct {
+	MAC   string
+	Model string
+	// Label says where the phone is, such as "Front desk".
+	Label string
+	// Lines are the extensions with a line on the phone, in extension order.
+	Lines []string
+}
+
 // PhoneNumber is a DID of the domain's inventory, routed to an extension or available.
 type PhoneNumber struct {
 	Number    string
@@ -161,6 +173,9 @@ type UserData struct {
 	Contacts  []Contact
 	Devices   []Device
 	Numbers   []string
+	// Saved is the plan a job saved on the user's profile before it deleted anything of
+	// theirs, nil when none is saved (a job's commit clears its own).
+	Saved *SavedPlan
 }
 
 // DirectoryEntry is one name in the dial-by-name directory.
