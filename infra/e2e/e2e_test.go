@@ -118,6 +118,12 @@ func doWithKey(t *testing.T, tok, method, path, key string, body any, out any) i
 // its answer against openapi.yaml, and returns the answer with its body read.
 func send(t *testing.T, tok, method, path, key string, body any) (*http.Response, []byte) {
 	t.Helper()
+	return sendVia(t, apiClient(t), tok, method, path, key, body)
+}
+
+// sendVia is send through another client.
+func sendVia(t *testing.T, client *http.Client, tok, method, path, key string, body any) (*http.Response, []byte) {
+	t.Helper()
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -137,7 +143,7 @@ func send(t *testing.T, tok, method, path, key string, body any) (*http.Response
 	if key != "" {
 		req.Header.Set("Idempotency-Key", key)
 	}
-	resp, err := apiClient(t).Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,12 +1,10 @@
 package e2e_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -70,37 +68,16 @@ func (r retarget) RoundTrip(req *http.Request) (*http.Response, error) {
 // and retargeted after the check), its JSON answer decoded into out.
 func doOn(t *testing.T, s *localstack.Stack, tok, method, path string, body, out any) int {
 	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rd = bytes.NewReader(b)
-	}
 	to, err := url.Parse(s.APIURL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req, err := http.NewRequest(method, stack.APIURL+path, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+tok)
-	req.Header.Set("Content-Type", "application/json")
+	key := ""
 	if method == "POST" || method == "PATCH" {
-		req.Header.Set("Idempotency-Key", rand.Text())
+		key = rand.Text()
 	}
 	client := &http.Client{Transport: specChecker{t: t, next: retarget{to: to, next: http.DefaultTransport}}}
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp, raw := sendVia(t, client, tok, method, path, key, body)
 	if out != nil {
 		if err := json.Unmarshal(raw, out); err != nil {
 			t.Fatalf("%s %s: %d %q is not JSON: %v", method, path, resp.StatusCode, raw, err)

@@ -282,6 +282,7 @@ func (m *moto) ready(ctx context.Context) error {
 	client := &http.Client{Timeout: 2 * time.Second}
 	tick := time.NewTicker(15 * time.Millisecond)
 	defer tick.Stop()
+	last := "" // the status of an answer that was not moto's
 	for {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, m.url+"/moto-api/config",
 			strings.NewReader(`{"stepfunctions":{"execute_state_machine":true}}`))
@@ -293,15 +294,31 @@ func (m *moto) ready(ctx context.Context) error {
 			if resp.StatusCode/100 == 2 {
 				return nil
 			}
-			return fmt.Errorf("moto: configure state machine execution: %s", resp.Status)
+			// Not moto's answer: another server took the port between freePort and
+			// moto's bind (tests start stacks side by side). moto then exits on its bind
+			// error, which done reports.
+			last = resp.Status
 		}
 		select {
 		case <-ctx.Done():
+			if last != "" {
+				return fmt.Errorf("moto: configure state machine execution: %s", last)
+			}
 			return fmt.Errorf("moto did not start: %w", ctx.Err())
 		case <-m.done:
 			return m.exitError()
 		case <-tick.C:
 		}
+	}
+}
+
+// portTaken reports whether moto exited because its port was in use.
+func (m *moto) portTaken() bool {
+	select {
+	case <-m.done:
+		return strings.Contains(m.output(), "Address already in use")
+	default:
+		return false
 	}
 }
 

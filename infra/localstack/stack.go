@@ -269,6 +269,19 @@ func start(ctx context.Context, opt Options) (_ *Stack, err error) {
 
 	bootCtx, cancelBoot := context.WithTimeout(ctx, motoBootTimeout)
 	err = s.moto.ready(bootCtx)
+	// The port freePort found can be taken before moto binds it, by a stack another test
+	// starts beside this one: moto exits, and starts again on another port.
+	for try := 1; err != nil && s.moto.portTaken() && try < 3; try++ {
+		log.Warn("moto's port was taken before it could bind it; trying another", "port", motoPort)
+		if motoPort, err = freePort(); err != nil {
+			break
+		}
+		s.motoURL = &url.URL{Scheme: "http", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(motoPort))}
+		if s.moto, err = startMoto(python, motoPort, fdLn.Addr().(*net.TCPAddr).Port, log); err != nil {
+			break
+		}
+		err = s.moto.ready(bootCtx)
+	}
 	cancelBoot()
 	if err != nil {
 		return nil, err
