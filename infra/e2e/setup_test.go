@@ -446,8 +446,9 @@ func TestSetupAttemptsAreLimited(t *testing.T) {
 }
 
 // force_password_reset of a user who has not finished setup: the older link dies, the
-// user stays setup_required, and the mail asked for is a welcome link that needs a PIN;
-// a recovery link of such a user, however made, does not work.
+// user becomes password_required as any forced reset makes them, and the mail asked
+// for is a welcome link that needs a PIN; a recovery link of such a user, however made,
+// does not work.
 func TestForcePasswordResetOfAUserWaitingForSetup(t *testing.T) {
 	domain := freshDomain(t, "forced")
 	tok := tokenFor(t, domain)
@@ -472,8 +473,8 @@ func TestForcePasswordResetOfAUserWaitingForSetup(t *testing.T) {
 	}
 	var u user
 	doIn(t, tok, "GET", "/v1/domains/"+domain+"/users/1006", nil, &u)
-	if u.Status != "setup_required" {
-		t.Errorf("1006 after a forced reset = %s, want setup_required", u.Status)
+	if u.Status != "password_required" {
+		t.Errorf("1006 after a forced reset = %s, want password_required", u.Status)
 	}
 	m, link := mailTo(t, "zoe.washburne@"+domain+".example")
 	if !strings.HasPrefix(m.Subject, "Welcome") {

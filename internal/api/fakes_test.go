@@ -51,21 +51,20 @@ func (f *fake) SetIdentity(_ context.Context, domain string, id turnover.NewIden
 	return nil
 }
 
-// ForcePasswordReset leaves a user who has not finished setup (setup_required, or no
-// PIN) setup_required, as the store does, and voids the user's link.
-func (f *fake) ForcePasswordReset(_ context.Context, domain, ext string) (turnover.Status, error) {
+// ForcePasswordReset makes the user password_required, as the store does, voids the
+// user's link and says whether the user has a PIN.
+func (f *fake) ForcePasswordReset(_ context.Context, domain, ext string) (bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	u, ok := f.users[domain+"/"+ext]
 	if !ok {
-		return "", turnover.Errorf(turnover.ENOTFOUND, "Extension %s does not exist in domain %s.", ext, domain)
+		return false, turnover.Errorf(turnover.ENOTFOUND, "Extension %s does not exist in domain %s.", ext, domain)
 	}
 	f.forced = append(f.forced, domain+"/"+ext)
 	delete(f.links, domain+"/"+ext)
-	if u.Status == turnover.StatusSetupRequired || u.VoicemailPINHash == "" {
-		return turnover.StatusSetupRequired, nil
-	}
-	return turnover.StatusPasswordRequired, nil
+	u.Status, u.PasswordHash = turnover.StatusPasswordRequired, ""
+	f.users[domain+"/"+ext] = u
+	return u.VoicemailPINHash != "", nil
 }
 
 func (f *fake) CreateOffboarding(_ context.Context, o turnover.Offboarding) error {

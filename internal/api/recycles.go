@@ -14,7 +14,7 @@ type Accounts interface {
 	SetIdentity(ctx context.Context, domain string, id turnover.NewIdentity) error
 	// ForcePasswordReset voids a user's password and older setup links and returns the
 	// status the user is left in: setup_required for a user who has not finished setup.
-	ForcePasswordReset(ctx context.Context, domain, ext string) (turnover.Status, error)
+	ForcePasswordReset(ctx context.Context, domain, ext string) (pinOnFile bool, err error)
 }
 
 // maxRows bounds the rows of one recycle or bulk action.
@@ -111,10 +111,10 @@ type bulkRequest struct {
 
 // bulkAction runs one action over many users: send_welcome_email (a new link to the
 // email on file) or force_password_reset (password and older links void, status
-// password_required, and a recovery link if asked). A user who has not finished setup
-// stays setup_required under force_password_reset and, if a mail is asked for, gets a
-// welcome link (password and PIN; email "queued_welcome") instead of a recovery link,
-// which asks for no PIN. Per-user results.
+// password_required, and a recovery link if asked). A user without a voicemail PIN (one
+// who never finished setup) who is asked a mail for gets a welcome link (password and
+// PIN; email "queued_welcome") instead of a recovery link, which asks for no PIN.
+// Per-user results.
 func (s *Server) bulkAction(w http.ResponseWriter, r *http.Request, id turnover.Identity) error {
 	domain := r.PathValue("domain")
 	var req bulkRequest
@@ -163,7 +163,7 @@ func (s *Server) bulkAction(w http.ResponseWriter, r *http.Request, id turnover.
 		mail := turnover.MailRequest{Domain: domain, Extension: ext, Purpose: turnover.LinkWelcome, Scope: requestScope(r)}
 		welcomeInstead := false
 		if req.Action == "force_password_reset" {
-			status, err := s.Accounts.ForcePasswordReset(r.Context(), domain, ext)
+			pinOnFile, err := s.Accounts.ForcePasswordReset(r.Context(), domain, ext)
 			if err != nil {
 				s.logRowFailure(r, "force password reset", ext, err)
 				res.fail(err)
@@ -173,7 +173,7 @@ func (s *Server) bulkAction(w http.ResponseWriter, r *http.Request, id turnover.
 				continue
 			}
 			mail.Purpose = turnover.LinkRecovery
-			if welcomeInstead = status == turnover.StatusSetupRequired; welcomeInstead {
+			if welcomeInstead = !pinOnFile; welcomeInstead {
 				mail.Purpose = turnover.LinkWelcome
 			}
 		}

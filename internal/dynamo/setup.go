@@ -270,23 +270,20 @@ func (s *Store) SetIdentity(ctx context.Context, domain string, id turnover.NewI
 }
 
 // ForcePasswordReset voids a user's password and every setup link sent before, in one
-// transaction, and returns the status the user is left in: password_required for a
-// user who has finished setup, setup_required for one who has not (status
-// setup_required, or no voicemail PIN), who must finish setup, PIN included, with a
-// welcome link. The write is conditional on what was read, and read again when the user
+// transaction, and leaves the user password_required, as the product defines a forced
+// reset. It reports whether the user has a voicemail PIN on file: one without (a user
+// who never finished setup) must set a PIN too, so only a welcome link can finish their
+// setup. The write is conditional on what was read, and read again when the user
 // changed meanwhile. It returns ENOTFOUND if there is no such user and ECONFLICT if the
 // user kept changing.
-func (s *Store) ForcePasswordReset(ctx context.Context, domain, ext string) (turnover.Status, error) {
+func (s *Store) ForcePasswordReset(ctx context.Context, domain, ext string) (pinOnFile bool, err error) {
 	pk := userPK(domain, ext)
 	for range 3 {
 		u, err := s.GetUser(ctx, domain, ext)
 		if err != nil {
-			return "", err
+			return false, err
 		}
 		to := turnover.StatusPasswordRequired
-		if u.Status == turnover.StatusSetupRequired || u.VoicemailPINHash == "" {
-			to = turnover.StatusSetupRequired
-		}
 		pin := "attribute_exists(pinHash)" // as read
 		if u.VoicemailPINHash == "" {
 			pin = "attribute_not_exists(pinHash)"
@@ -309,9 +306,9 @@ func (s *Store) ForcePasswordReset(ctx context.Context, domain, ext string) (tur
 			continue // the user changed since it was read
 		}
 		if err != nil {
-			return "", fmt.Errorf("force password reset of %s: %w", ext, err)
+			return false, fmt.Errorf("force password reset of %s: %w", ext, err)
 		}
-		return to, nil
+		return u.VoicemailPINHash != "", nil
 	}
-	return "", turnover.Errorf(turnover.ECONFLICT, "Extension %s changed while its password was being reset; try again.", ext)
+	return false, turnover.Errorf(turnover.ECONFLICT, "Extension %s changed while its password was being reset; try again.", ext)
 }
