@@ -42,7 +42,8 @@ func TestIdempotencyKeyReusedAfterItsRecordExpired(t *testing.T) {
 	if old.Status != "SUCCEEDED" {
 		t.Fatalf("first job = %+v", old)
 	}
-	_, hash, manifest, err := store().GetLaunchedJob(ctx, domain, old.JobID)
+	stored, err := store().GetJob(ctx, domain, old.JobID)
+	hash, manifest := stored.RequestHash, stored.Manifest
 	if err != nil || hash == "" || manifest.Key == "" {
 		t.Fatalf("the job item keeps request hash %q and manifest %+v (%v); want both", hash, manifest, err)
 	}

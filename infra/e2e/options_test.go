@@ -360,20 +360,24 @@ func TestRecycleInTheSameJob(t *testing.T) {
 	}
 }
 
+// directoryLookup is the extensions GET /directory finds for digits, in its order.
+func directoryLookup(t *testing.T, tok, domain, digits string) []string {
+	t.Helper()
+	var dir struct{ Entries []struct{ Extension string } }
+	if status := doIn(t, tok, "GET", "/v1/domains/"+domain+"/directory?digits="+digits, nil, &dir); status != 200 {
+		t.Fatalf("directory: %d", status)
+	}
+	var exts []string
+	for _, e := range dir.Entries {
+		exts = append(exts, e.Extension)
+	}
+	return exts
+}
+
 func TestDirectoryAndNumbersFollowTheReset(t *testing.T) {
 	domain := freshDomain(t, "dir")
 	tok := tokenFor(t, domain)
-	lookup := func() []string {
-		var dir struct{ Entries []struct{ Extension string } }
-		if status := doIn(t, tok, "GET", "/v1/domains/"+domain+"/directory?digits=3793", nil, &dir); status != 200 {
-			t.Fatalf("directory: %d", status)
-		}
-		var exts []string
-		for _, e := range dir.Entries {
-			exts = append(exts, e.Extension)
-		}
-		return exts
-	}
+	lookup := func() []string { return directoryLookup(t, tok, domain, "3793") }
 	if got := lookup(); fmt.Sprint(got) != "[1002]" {
 		t.Fatalf("Frye's digits before the reset find %v, want [1002]", got)
 	}
@@ -645,17 +649,7 @@ func TestOnlyVoicemailMessagesGo(t *testing.T) {
 	ctx := context.Background()
 	domain := freshDomain(t, "onlyvm")
 	tok := tokenFor(t, domain)
-	lookup := func() string {
-		var dir struct{ Entries []struct{ Extension string } }
-		if status := doIn(t, tok, "GET", "/v1/domains/"+domain+"/directory?digits=3793", nil, &dir); status != 200 {
-			t.Fatalf("directory: %d", status)
-		}
-		var exts []string
-		for _, e := range dir.Entries {
-			exts = append(exts, e.Extension)
-		}
-		return fmt.Sprint(exts)
-	}
+	lookup := func() string { return fmt.Sprint(directoryLookup(t, tok, domain, "3793")) }
 	load := func(ext string) turnover.UserData {
 		d, _, err := store().LoadUserData(ctx, domain, ext)
 		if err != nil {

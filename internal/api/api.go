@@ -28,8 +28,7 @@ type Users interface {
 
 // Jobs records reset jobs and reads their progress.
 type Jobs interface {
-	CreateLaunchedJob(ctx context.Context, j turnover.Job, requestHash string, manifest turnover.ManifestLocation) error
-	GetLaunchedJob(ctx context.Context, domain, jobID string) (turnover.Job, string, turnover.ManifestLocation, error)
+	CreateJob(ctx context.Context, j turnover.Job) error
 	GetJob(ctx context.Context, domain, jobID string) (turnover.Job, error)
 	GetResults(ctx context.Context, domain, jobID string, exts []string) (map[string]turnover.UserResult, error)
 	ListResults(ctx context.Context, domain, jobID string) ([]turnover.UserResult, error)

@@ -26,12 +26,6 @@ import (
 	"turnover/internal/turnover"
 )
 
-// launch is what a job was created with: the request's hash and its manifest.
-type launch struct {
-	hash     string
-	manifest turnover.ManifestLocation
-}
-
 // fake is an in-memory store, manifest writer and execution starter.
 type fake struct {
 	mu         sync.Mutex
@@ -43,8 +37,7 @@ type fake struct {
 	running    []string
 	idem       map[string]*turnover.IdempotencyRecord
 	executions []turnover.ExecutionInput
-	launched   map[string]launch // domain/job: what created the job
-	puts       int               // manifests and recycle rows written
+	puts       int // manifests and recycle rows written
 	calls      int
 	fail       error
 	startErr   error // what StartJob answers
@@ -62,7 +55,7 @@ type fake struct {
 }
 
 func newFake() *fake {
-	f := &fake{users: map[string]turnover.User{}, jobs: map[string]turnover.Job{}, results: map[string][]turnover.UserResult{}, manifests: map[string][]turnover.Batch{}, recycle: map[string][]turnover.NewIdentity{}, idem: map[string]*turnover.IdempotencyRecord{}, launched: map[string]launch{},
+	f := &fake{users: map[string]turnover.User{}, jobs: map[string]turnover.Job{}, results: map[string][]turnover.UserResult{}, manifests: map[string][]turnover.Batch{}, recycle: map[string][]turnover.NewIdentity{}, idem: map[string]*turnover.IdempotencyRecord{},
 		identities: map[string]turnover.NewIdentity{}, offboardings: map[string]turnover.Offboarding{}, links: map[string]turnover.SetupLink{}, active: map[string][2]string{}, failures: map[string]int{}, markers: map[string]bool{}}
 	for _, u := range []turnover.User{
 		{Domain: "niftywidgets", Extension: "1002", FirstName: "Kaylee", LastName: "Frye", Email: "kaylee@example.com", Scope: turnover.ScopeBasicUser, Status: turnover.StatusActive},
@@ -191,8 +184,8 @@ func (f *fake) ListNumbers(context.Context, string) ([]turnover.PhoneNumber, err
 	return []turnover.PhoneNumber{{Number: "+15555550109", Extension: "1009"}, {Number: "+15555550190"}}, f.touch()
 }
 
-// CreateLaunchedJob creates a job only if it does not exist, as the store's condition does.
-func (f *fake) CreateLaunchedJob(_ context.Context, j turnover.Job, hash string, m turnover.ManifestLocation) error {
+// CreateJob creates a job only if it does not exist, as the store's condition does.
+func (f *fake) CreateJob(_ context.Context, j turnover.Job) error {
 	if err := f.touch(); err != nil {
 		return err
 	}
@@ -202,16 +195,7 @@ func (f *fake) CreateLaunchedJob(_ context.Context, j turnover.Job, hash string,
 		return turnover.Errorf(turnover.ECONFLICT, "Job %s exists already.", j.ID)
 	}
 	f.jobs[j.Domain+"/"+j.ID] = j
-	f.launched[j.Domain+"/"+j.ID] = launch{hash, m}
 	return nil
-}
-
-func (f *fake) GetLaunchedJob(ctx context.Context, domain, id string) (turnover.Job, string, turnover.ManifestLocation, error) {
-	j, err := f.GetJob(ctx, domain, id)
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	l := f.launched[domain+"/"+id]
-	return j, l.hash, l.manifest, err
 }
 
 func (f *fake) GetJob(_ context.Context, domain, id string) (turnover.Job, error) {

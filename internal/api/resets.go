@@ -122,12 +122,12 @@ func (s *Server) createJob(w http.ResponseWriter, r *http.Request, id turnover.I
 	domain := r.PathValue("domain")
 	job := turnover.Job{
 		Domain: domain, ID: s.NewJobID(domain, idempotencyKey(r)), Status: turnover.JobRunning, Options: opts,
-		Total: len(users), CreatedBy: id.Subject, CreatedAt: s.Now().UTC(),
+		Total: len(users), CreatedBy: id.Subject, CreatedAt: s.Now().UTC(), RequestHash: idempotencyHash(r),
 	}
 	l := reset.Launcher{Jobs: s.Jobs, Manifests: s.Manifests, Executions: s.Executions, BatchSize: s.BatchSize}
 	// The job id comes from the key, which outlives its idempotency record: a key sent
 	// again after that finds its job, which only the same request may have back.
-	job, err := l.LaunchRequest(r.Context(), job, idempotencyHash(r), users, rows)
+	job, err := l.Launch(r.Context(), job, users, rows)
 	if errors.Is(err, reset.ErrOtherRequest) {
 		return turnover.Errorf(turnover.EUNPROCESSABLE, keyReused)
 	}

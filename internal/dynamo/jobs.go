@@ -43,7 +43,8 @@ func (j jobItem) job() turnover.Job {
 	job := turnover.Job{
 		Domain: j.Domain, ID: j.JobID, Status: turnover.JobStatus(j.Status), Options: j.Options,
 		Total: j.Total, Done: j.Done, Failed: j.Failed, CreatedBy: j.CreatedBy, CreatedAt: j.CreatedAt,
-		EventPublished: j.EventSent,
+		EventPublished: j.EventSent, RequestHash: j.RequestHash,
+		Manifest: turnover.ManifestLocation{Bucket: j.ManifestBucket, Key: j.ManifestKey},
 	}
 	if j.FinishedAt != nil {
 		job.FinishedAt = *j.FinishedAt
@@ -61,20 +62,14 @@ type resultItem struct {
 	At        time.Time      `dynamodbav:"at"`
 }
 
-// CreateJob records a new job. It returns an ECONFLICT error if the job exists.
-func (s *Store) CreateJob(ctx context.Context, j turnover.Job) error {
-	return s.CreateLaunchedJob(ctx, j, "", turnover.ManifestLocation{})
-}
-
-// CreateLaunchedJob records a new job with the hash of the request that created it and
-// its manifest's location. It returns an ECONFLICT error if the job exists, which it
+// CreateJob records a new job. It returns an ECONFLICT error if the job exists, which it
 // leaves as it is.
-func (s *Store) CreateLaunchedJob(ctx context.Context, j turnover.Job, requestHash string, manifest turnover.ManifestLocation) error {
+func (s *Store) CreateJob(ctx context.Context, j turnover.Job) error {
 	item, err := attributevalue.MarshalMap(jobItem{
 		PK: jobPK(j.Domain, j.ID), SK: skJob, GSI1PK: jobsGSIPK(j.Domain), GSI1SK: j.CreatedAt.UTC().Format(time.RFC3339Nano) + "#" + j.ID,
 		Domain: j.Domain, JobID: j.ID, Status: string(j.Status),
 		Options: j.Options, Total: j.Total, CreatedBy: j.CreatedBy, CreatedAt: j.CreatedAt,
-		RequestHash: requestHash, ManifestBucket: manifest.Bucket, ManifestKey: manifest.Key,
+		RequestHash: j.RequestHash, ManifestBucket: j.Manifest.Bucket, ManifestKey: j.Manifest.Key,
 	})
 	if err != nil {
 		return fmt.Errorf("encode job %s: %w", j.ID, err)
@@ -93,22 +88,14 @@ func (s *Store) CreateLaunchedJob(ctx context.Context, j turnover.Job, requestHa
 
 // GetJob returns a job. It returns an ENOTFOUND error if the domain has no such job.
 func (s *Store) GetJob(ctx context.Context, domain, jobID string) (turnover.Job, error) {
-	j, _, _, err := s.GetLaunchedJob(ctx, domain, jobID)
-	return j, err
-}
-
-// GetLaunchedJob returns a job with the hash of the request that created it and its
-// manifest's location, both empty for a job recorded without them. It returns an
-// ENOTFOUND error if the domain has no such job.
-func (s *Store) GetLaunchedJob(ctx context.Context, domain, jobID string) (turnover.Job, string, turnover.ManifestLocation, error) {
 	j, err := getItem[jobItem](ctx, s, jobPK(domain, jobID), skJob)
 	if err != nil {
-		return turnover.Job{}, "", turnover.ManifestLocation{}, fmt.Errorf("get job %s: %w", jobID, err)
+		return turnover.Job{}, fmt.Errorf("get job %s: %w", jobID, err)
 	}
 	if j == nil {
-		return turnover.Job{}, "", turnover.ManifestLocation{}, turnover.Errorf(turnover.ENOTFOUND, "There is no reset job %s in domain %s.", jobID, domain)
+		return turnover.Job{}, turnover.Errorf(turnover.ENOTFOUND, "There is no reset job %s in domain %s.", jobID, domain)
 	}
-	return j.job(), j.RequestHash, turnover.ManifestLocation{Bucket: j.ManifestBucket, Key: j.ManifestKey}, nil
+	return j.job(), nil
 }
 
 func (r resultItem) result() turnover.UserResult {

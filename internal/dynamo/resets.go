@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"turnover/internal/backoff"
 	"turnover/internal/turnover"
 )
 
@@ -397,7 +398,7 @@ func (s *Store) transact(ctx context.Context, items []types.TransactWriteItem) (
 		if !retryable || attempt >= maxAttempts {
 			return nil, err
 		}
-		if err := backoff(ctx, attempt+1); err != nil {
+		if err := backoff.Wait(ctx, attempt+1, 25*time.Millisecond); err != nil {
 			return nil, err
 		}
 	}

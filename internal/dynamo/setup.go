@@ -273,7 +273,7 @@ func (s *Store) SetIdentity(ctx context.Context, domain string, id turnover.NewI
 // transaction, and leaves the user password_required, as the product defines a forced
 // reset. It reports whether the user has a voicemail PIN on file: one without (a user
 // who never finished setup) must set a PIN too, so only a welcome link can finish their
-// setup. The write is conditional on what was read, and read again when the user
+// setup. The write is conditional on the PIN being as read, and read again when it
 // changed meanwhile. It returns ENOTFOUND if there is no such user and ECONFLICT if the
 // user kept changing.
 func (s *Store) ForcePasswordReset(ctx context.Context, domain, ext string) (pinOnFile bool, err error) {
@@ -283,8 +283,7 @@ func (s *Store) ForcePasswordReset(ctx context.Context, domain, ext string) (pin
 		if err != nil {
 			return false, err
 		}
-		to := turnover.StatusPasswordRequired
-		pin := "attribute_exists(pinHash)" // as read
+		pin := "attribute_exists(pinHash)" // as read, so that what is reported holds
 		if u.VoicemailPINHash == "" {
 			pin = "attribute_not_exists(pinHash)"
 		}
@@ -292,18 +291,18 @@ func (s *Store) ForcePasswordReset(ctx context.Context, domain, ext string) (pin
 			{Update: &types.Update{
 				TableName:                &s.table,
 				Key:                      key(pk, skProfile),
-				UpdateExpression:         aws.String("REMOVE passwordHash SET #status = :to"),
-				ConditionExpression:      aws.String("#status = :was AND " + pin),
+				UpdateExpression:         aws.String("REMOVE passwordHash SET #status = :required"),
+				ConditionExpression:      aws.String("attribute_exists(pk) AND " + pin),
 				ExpressionAttributeNames: map[string]string{"#status": "status"},
 				ExpressionAttributeValues: map[string]types.AttributeValue{
-					":to": str(string(to)), ":was": str(string(u.Status)),
+					":required": str(string(turnover.StatusPasswordRequired)),
 				},
 			}},
 			{Delete: &types.Delete{TableName: &s.table, Key: key(pk, skSetup)}}, // older links die
 		}})
 		var tc *types.TransactionCanceledException
 		if errors.As(err, &tc) {
-			continue // the user changed since it was read
+			continue // the PIN came or went since it was read, or the user is gone
 		}
 		if err != nil {
 			return false, fmt.Errorf("force password reset of %s: %w", ext, err)

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"strconv"
 	"strings"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"golang.org/x/sync/errgroup"
 
+	"turnover/internal/backoff"
 	"turnover/internal/turnover"
 )
 
@@ -194,7 +194,7 @@ func batchGet[T any](ctx context.Context, s *Store, keys []map[string]types.Attr
 				return nil, &retryableError{fmt.Errorf("keys still unprocessed after %d attempts", maxAttempts)}
 			}
 			if attempt > 0 {
-				if err := backoff(ctx, attempt); err != nil {
+				if err := backoff.Wait(ctx, attempt, 25*time.Millisecond); err != nil {
 					return nil, err
 				}
 			}
@@ -394,19 +394,6 @@ func (e *retryableError) Error() string        { return e.err.Error() }
 func (e *retryableError) Unwrap() error        { return e.err }
 func (e *retryableError) RetryableError() bool { return true }
 
-// backoff sleeps before retry attempt n (1, 2, …) with full jitter, capped at 2 s.
-func backoff(ctx context.Context, n int) error {
-	ceil := min(25*time.Millisecond<<min(n, 7), 2*time.Second)
-	t := time.NewTimer(rand.N(ceil) + time.Millisecond)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
-
 // writesAtOnce bounds the BatchWriteItem calls of one batchWrite in flight at once.
 const writesAtOnce = 4
 
@@ -434,7 +421,7 @@ func (s *Store) writeChunk(ctx context.Context, chunk []types.WriteRequest) erro
 			return &retryableError{fmt.Errorf("batch write: %d items still unprocessed after %d attempts", n, maxAttempts)}
 		}
 		if attempt > 0 {
-			if err := backoff(ctx, attempt); err != nil {
+			if err := backoff.Wait(ctx, attempt, 25*time.Millisecond); err != nil {
 				return err
 			}
 		}

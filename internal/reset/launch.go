@@ -9,12 +9,11 @@ import (
 
 // JobStore is what launching a job needs of the table.
 type JobStore interface {
-	// CreateLaunchedJob records a new job with the hash of the request that asked for
-	// it and where its manifest is; ECONFLICT if the job exists.
-	CreateLaunchedJob(ctx context.Context, j turnover.Job, requestHash string, manifest turnover.ManifestLocation) error
-	// GetLaunchedJob returns a job with the hash and manifest it was created with;
-	// ENOTFOUND if there is no such job.
-	GetLaunchedJob(ctx context.Context, domain, jobID string) (turnover.Job, string, turnover.ManifestLocation, error)
+	// CreateJob records a new job, its request hash and manifest included; ECONFLICT
+	// if the job exists.
+	CreateJob(ctx context.Context, j turnover.Job) error
+	// GetJob returns a job as it was recorded; ENOTFOUND if there is no such job.
+	GetJob(ctx context.Context, domain, jobID string) (turnover.Job, error)
 	PutRecycleRows(ctx context.Context, domain, jobID string, rows []turnover.NewIdentity) error
 }
 
@@ -28,7 +27,7 @@ type Executions interface {
 	StartJob(ctx context.Context, in turnover.ExecutionInput) error
 }
 
-// ErrOtherRequest is returned by LaunchRequest for a job id that an earlier, different
+// ErrOtherRequest is returned by Launch for a job id that an earlier, different
 // request took: the job is left as it is.
 var ErrOtherRequest = errors.New("the job was created by a different request")
 
@@ -41,13 +40,7 @@ type Launcher struct {
 	BatchSize int
 }
 
-// Launch starts a job, as LaunchRequest does for a request without a hash: launching
-// the same job id again finishes starting the job that has it.
-func (l *Launcher) Launch(ctx context.Context, job turnover.Job, users []string, rows []turnover.NewIdentity) (turnover.Job, error) {
-	return l.LaunchRequest(ctx, job, "", users, rows)
-}
-
-// LaunchRequest starts a job for the request whose hash is requestHash: the new
+// Launch starts a job for the request whose hash is job.RequestHash: the new
 // identities of recycled extensions and its manifest of batches in S3, then the job
 // item, then the execution named after the job. The job item is written last but one
 // and only if it does not exist, so the rows and manifest of an existing job are never
@@ -55,14 +48,14 @@ func (l *Launcher) Launch(ctx context.Context, job turnover.Job, users []string,
 //
 // A job that exists already is never changed. If the same request created it (an
 // earlier try that failed before it could answer, or a key sent again after its
-// idempotency record expired), LaunchRequest finishes starting it, starting its
-// execution if it is still running (a no-op when the execution exists), and returns
-// it as stored. If another request created it, it returns ErrOtherRequest.
-func (l *Launcher) LaunchRequest(ctx context.Context, job turnover.Job, requestHash string, users []string, rows []turnover.NewIdentity) (turnover.Job, error) {
-	existing, hash, manifest, err := l.Jobs.GetLaunchedJob(ctx, job.Domain, job.ID)
+// idempotency record expired), Launch finishes starting it, starting its execution if
+// it is still running (a no-op when the execution exists), and returns it as stored.
+// If another request created it, it returns ErrOtherRequest.
+func (l *Launcher) Launch(ctx context.Context, job turnover.Job, users []string, rows []turnover.NewIdentity) (turnover.Job, error) {
+	existing, err := l.Jobs.GetJob(ctx, job.Domain, job.ID)
 	switch {
 	case err == nil:
-		return l.resume(ctx, existing, hash, manifest, requestHash)
+		return l.resume(ctx, existing, job.RequestHash)
 	case turnover.ErrorCode(err) != turnover.ENOTFOUND:
 		return job, err
 	}
@@ -71,35 +64,38 @@ func (l *Launcher) LaunchRequest(ctx context.Context, job turnover.Job, requestH
 			return job, err
 		}
 	}
-	manifest, err = l.Manifests.PutManifest(ctx, job.Domain, job.ID, Batches(users, l.BatchSize))
-	if err != nil {
+	if job.Manifest, err = l.Manifests.PutManifest(ctx, job.Domain, job.ID, Batches(users, l.BatchSize)); err != nil {
 		return job, err
 	}
-	if err := l.Jobs.CreateLaunchedJob(ctx, job, requestHash, manifest); turnover.ErrorCode(err) == turnover.ECONFLICT {
+	if err := l.Jobs.CreateJob(ctx, job); turnover.ErrorCode(err) == turnover.ECONFLICT {
 		// Another launch of the same job id won the race; callers claim their
 		// request first (an Idempotency-Key, an offboarding), so it was this request.
-		existing, hash, manifest, err := l.Jobs.GetLaunchedJob(ctx, job.Domain, job.ID)
+		existing, err := l.Jobs.GetJob(ctx, job.Domain, job.ID)
 		if err != nil {
 			return job, err
 		}
-		return l.resume(ctx, existing, hash, manifest, requestHash)
+		return l.resume(ctx, existing, job.RequestHash)
 	} else if err != nil {
 		return job, err
 	}
-	return job, l.Executions.StartJob(ctx, turnover.ExecutionInput{Domain: job.Domain, JobID: job.ID, Options: job.Options, Manifest: manifest})
+	return job, l.start(ctx, job)
 }
 
 // resume finishes starting a job that exists already, writing nothing.
-func (l *Launcher) resume(ctx context.Context, job turnover.Job, hash string, manifest turnover.ManifestLocation, requestHash string) (turnover.Job, error) {
-	if hash != requestHash {
+func (l *Launcher) resume(ctx context.Context, job turnover.Job, requestHash string) (turnover.Job, error) {
+	if job.RequestHash != requestHash {
 		return job, ErrOtherRequest
 	}
-	if job.Status != turnover.JobRunning || manifest == (turnover.ManifestLocation{}) {
+	if job.Status != turnover.JobRunning || job.Manifest == (turnover.ManifestLocation{}) {
 		// Finished, so its execution ran; or created before jobs kept their manifest's
 		// location, which cannot be started again without writing its manifest.
 		return job, nil
 	}
-	return job, l.Executions.StartJob(ctx, turnover.ExecutionInput{Domain: job.Domain, JobID: job.ID, Options: job.Options, Manifest: manifest})
+	return job, l.start(ctx, job)
+}
+
+func (l *Launcher) start(ctx context.Context, job turnover.Job) error {
+	return l.Executions.StartJob(ctx, turnover.ExecutionInput{Domain: job.Domain, JobID: job.ID, Options: job.Options, Manifest: job.Manifest})
 }
 
 // Batches splits users into a manifest's batches of size n.

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"path"
 	"strings"
 	"time"
@@ -18,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"turnover/internal/backoff"
 	"turnover/internal/turnover"
 )
 
@@ -139,25 +139,12 @@ func (s *Store) deleteObjects(ctx context.Context, ids []types.ObjectIdentifier)
 				e := out.Errors[0]
 				return markers, &keysLeftError{keys: len(pending), first: aws.ToString(e.Key), code: aws.ToString(e.Code)}
 			}
-			if err := backoff(ctx, attempt); err != nil {
+			if err := backoff.Wait(ctx, attempt, 25*time.Millisecond); err != nil {
 				return markers, err
 			}
 		}
 	}
 	return markers, nil
-}
-
-// backoff sleeps before retry attempt n (1, 2, …) with full jitter, capped at 2 s.
-func backoff(ctx context.Context, n int) error {
-	ceil := min(25*time.Millisecond<<min(n, 7), 2*time.Second)
-	t := time.NewTimer(rand.N(ceil) + time.Millisecond)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // deleteVersions deletes every version and delete marker of keys, listing the versions

@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
 	"strconv"
 	"time"
 
@@ -14,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
+	"turnover/internal/backoff"
 	"turnover/internal/turnover"
 )
 
@@ -84,12 +84,8 @@ func (q *Queue) send(ctx context.Context, reqs []turnover.MailRequest) error {
 			}
 		}
 		entries = left
-		t := time.NewTimer(rand.N(50*time.Millisecond<<attempt) + time.Millisecond)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
+		if err := backoff.Wait(ctx, attempt, 50*time.Millisecond); err != nil {
+			return err
 		}
 	}
 }

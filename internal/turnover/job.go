@@ -40,6 +40,13 @@ type Job struct {
 	FinishedAt time.Time
 	// EventPublished says the job's completion has been announced.
 	EventPublished bool
+	// RequestHash identifies the request that created the job, so that a job id met
+	// again (a key reused after its idempotency record expired) is told apart from a
+	// retry of that request; empty for a job no request hash came with.
+	RequestHash string
+	// Manifest is where the job's manifest is, so a retried launch can start the job's
+	// execution without writing the manifest again.
+	Manifest ManifestLocation
 }
 
 // Percent is how much of the job has run, from 0 to 100.
